@@ -1,0 +1,106 @@
+//! `keepalive-shim`: run a command with the preload library, or check a
+//! configuration. Flags, help and validation all come from the settings
+//! table in `keepalive-shim-config`, the same code the library parses with.
+
+mod check;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use keepalive_shim_config::{Setting, Sink, Value, SETTINGS};
+
+/// Collects config-crate text into a `String`.
+#[derive(Default)]
+pub struct Text(pub String);
+
+impl Sink for Text {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+/// Markdown-free docs text.
+pub fn plain(s: &str) -> String {
+    s.replace('`', "")
+}
+
+fn variables_help() -> String {
+    let mut out = String::from("Environment variables (a flag of `run` overrides its variable):\n");
+    for s in SETTINGS {
+        let flag = s.flag.map(|f| format!(" (--{f})")).unwrap_or_default();
+        out += &format!("  {}{}  [{}]\n", s.var, flag, plain(s.target));
+        out += &format!("      {}\n", s.help);
+        out += &format!(
+            "      default: {}; accepted: {}\n",
+            plain(s.default_doc),
+            plain(s.accepted)
+        );
+    }
+    out
+}
+
+/// Validates a flag's value with the library's own parser.
+fn validator(s: &'static Setting) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |v: &str| match Value::parse(s.kind, v.as_bytes()) {
+        Some(_) => Ok(v.to_owned()),
+        None => Err(format!("accepted: {}", plain(s.accepted))),
+    }
+}
+
+fn cli() -> Command {
+    let flags = SETTINGS.iter().filter_map(|s| {
+        let flag = s.flag?;
+        Some(
+            Arg::new(s.var)
+                .long(flag)
+                .value_name(s.value_name)
+                .help(format!("{} Sets {}", s.help, s.var))
+                .value_parser(validator(s))
+                .action(ArgAction::Set),
+        )
+    });
+    Command::new("keepalive-shim")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("TCP keepalive for unmodified programs, through an LD_PRELOAD library")
+        .after_help(variables_help())
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            Command::new("run")
+                .about("Run CMD with the library preloaded (a container ENTRYPOINT: [\"keepalive-shim\", \"run\", \"--\"])")
+                .args(flags)
+                .arg(
+                    Arg::new("command")
+                        .value_name("CMD")
+                        .help("The command and its arguments, after --")
+                        .required(true)
+                        .num_args(1..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true)
+                        .value_parser(clap::value_parser!(std::ffi::OsString)),
+                )
+                .after_help(variables_help()),
+        )
+        .subcommand(
+            Command::new("check")
+                .about("Validate the KEEPALIVE_SHIM_* environment and show the effective values; exit 0 if valid, 1 if not")
+                .after_help(variables_help()),
+        )
+}
+
+fn main() -> ExitCode {
+    let matches: ArgMatches = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version exit 0; every usage error exits 2.
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match matches.subcommand() {
+        Some(("run", m)) => run::run(m),
+        Some(("check", _)) => check::check(),
+        _ => ExitCode::from(2),
+    }
+}

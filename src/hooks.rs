@@ -1,0 +1,54 @@
+//! The symbols the library exports in place of libc's. Each hook makes the
+//! real call and hands the socket to [`crate::shim`]; it returns exactly what
+//! the real call returned. `shim` restores errno around its own work.
+
+use core::ffi::{c_int, c_void};
+
+use libc::{sockaddr, socklen_t};
+
+use crate::shim;
+use crate::sys::{self, Destination};
+
+/// `socket(2)`.
+///
+/// # Safety
+/// The contract of libc's `socket`.
+#[no_mangle]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let fd = unsafe { sys::real::socket(domain, ty, protocol) };
+    shim::socket_created(fd, domain, ty, protocol);
+    fd
+}
+
+/// `connect(2)`: options are applied before the real call sends the SYN.
+///
+/// # Safety
+/// The contract of libc's `connect`: `addr` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: `addr`/`len` are the program's connect() arguments.
+    shim::before_connect(fd, unsafe { Destination::new(addr, len) });
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { sys::real::connect(fd, addr, len) }
+}
+
+/// `setsockopt(2)`: records which of the shim's options the program sets.
+///
+/// # Safety
+/// The contract of libc's `setsockopt`.
+#[no_mangle]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { sys::real::setsockopt(fd, level, name, value, len) };
+    if rc == 0 {
+        shim::program_set_option(fd, level, name);
+    }
+    rc
+}

@@ -1,0 +1,70 @@
+//! keepalive-shim: an `LD_PRELOAD` library that turns on TCP keepalive (and
+//! `TCP_USER_TIMEOUT`) for the TCP sockets of an unmodified program.
+//!
+//! Layout (read in this order):
+//! - [`hooks`]: the exported `socket`/`connect`/`setsockopt`; one line each.
+//! - [`shim`]: what happens to a socket: classify, decide, apply, log.
+//! - [`options`]: the socket options the shim manages.
+//! - [`fd_table`]: per-descriptor state, in atomics.
+//! - [`log`]: lock-free, allocation-free logging that only writes to the
+//!   stderr the process started with, or to its own log file.
+//! - [`sys`]: the real libc functions and every FFI call.
+//! - [`once`]: the write-once cell that holds the configuration.
+//!
+//! The configuration table itself is the `keepalive-shim-config` crate,
+//! shared with the `keepalive-shim` command.
+//!
+//! The library is `no_std` (core + libc): it adds no libgcc_s and almost no
+//! start-up cost to every process that loads it. It is built with
+//! `panic = "abort"`, so it must never panic; the lints below keep panicking
+//! constructs out, and a test checks that the release build contains no
+//! panic machinery at all.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
+mod fd_table;
+pub mod hooks;
+mod log;
+mod once;
+mod options;
+mod shim;
+mod sys;
+
+/// Runs when the library is loaded, before `main`: resolves the real libc
+/// functions and reads the configuration, once.
+extern "C" fn load(
+    _argc: core::ffi::c_int,
+    _argv: *const *const core::ffi::c_char,
+    envp: *const *const core::ffi::c_char,
+) {
+    sys::resolve_real_functions();
+    // SAFETY: glibc calls `.init_array` entries with the process's initial
+    // environment block (or null, which `Environment` treats as empty).
+    let env = unsafe { sys::Environment::from_envp(envp) };
+    shim::load(env, sys::secure_execution());
+}
+
+#[used]
+#[link_section = ".init_array"]
+static LOAD: extern "C" fn(
+    core::ffi::c_int,
+    *const *const core::ffi::c_char,
+    *const *const core::ffi::c_char,
+) = load;
+
+/// Never reached: the library contains no panicking code, and the release
+/// build is checked to contain no reference to this handler. Should that
+/// check ever be bypassed, do the least harmful thing available: stop this
+/// thread's work without unwinding into the host.
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    sys::abort_on_impossible_panic()
+}

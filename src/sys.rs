@@ -1,0 +1,269 @@
+//! Every FFI call of the library lives here, with its `// SAFETY:` reason.
+//!
+//! The real libc functions that the hooks wrap are resolved once at load
+//! with `dlsym(RTLD_NEXT, ...)` into one table of atomics. If a hook runs
+//! before that (another library's constructor calling `socket()`), or the
+//! lookup failed, the call goes straight to the kernel with `syscall()`,
+//! which is what those libc functions do anyway.
+//!
+//! The library's own calls to `setsockopt` go through the real function, not
+//! the exported symbol, or they would land in our own hook.
+
+use core::ffi::{c_char, c_int, c_long, c_void, CStr};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use keepalive_shim_config::{Ip, SockAddr};
+use libc::{sockaddr, socklen_t};
+
+/// Declares the table of real functions: a typed caller per function, with
+/// the raw syscall as fallback, and one place that resolves them all.
+macro_rules! real_functions {
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty = $sysno:expr, hook: $hook:path; )*) => {
+        struct RealFunctions { $( $name: AtomicPtr<c_void>, )* }
+
+        static REAL: RealFunctions = RealFunctions {
+            $( $name: AtomicPtr::new(core::ptr::null_mut()), )*
+        };
+
+        /// Resolves every real function. Called once, from the constructor.
+        pub fn resolve_real_functions() {
+            $(
+                // SAFETY: dlsym with a NUL-terminated name has no
+                // preconditions; a null result is handled by the fallback.
+                let found = unsafe {
+                    libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr().cast())
+                };
+                // Never store our own hook: calling it would recurse forever.
+                let ours = $hook as *const () as *mut c_void;
+                if found != ours {
+                    REAL.$name.store(found, Ordering::Release);
+                }
+            )*
+        }
+
+        /// The real libc functions (or their raw syscalls).
+        pub mod real {
+            use super::*;
+            $(
+                /// # Safety
+                /// The same contract as the libc function of this name.
+                pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                    let f = REAL.$name.load(Ordering::Acquire);
+                    if f.is_null() {
+                        // SAFETY: the caller upholds the syscall's contract;
+                        // `syscall` sets errno and returns -1 on failure.
+                        return unsafe { libc::syscall($sysno, $($arg as c_long),*) } as $ret;
+                    }
+                    // SAFETY: `f` is what the dynamic linker bound to this
+                    // libc name, whose C signature is the one given here.
+                    let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { core::mem::transmute(f) };
+                    // SAFETY: the caller upholds the function's contract.
+                    unsafe { f($($arg),*) }
+                }
+            )*
+        }
+    };
+}
+
+real_functions! {
+    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int
+        = libc::SYS_socket, hook: crate::hooks::socket;
+    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int
+        = libc::SYS_connect, hook: crate::hooks::connect;
+    setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
+        = libc::SYS_setsockopt, hook: crate::hooks::setsockopt;
+}
+
+/// Sets an `int` socket option with the real `setsockopt`.
+/// `Err(errno)` on failure; errno itself is left for the caller to restore.
+pub fn set_int_option(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
+    let len = core::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `value` lives on the stack for the whole call and `len` is its size.
+    let rc = unsafe { real::setsockopt(fd, level, name, (&raw const value).cast(), len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Reads an `int` socket option.
+pub fn get_int_option(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
+    let mut value: c_int = 0;
+    let mut len = core::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: both out-pointers point at live stack variables of the stated size.
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &mut len) };
+    (rc == 0).then_some(value)
+}
+
+pub fn errno() -> c_int {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Saves errno and puts it back when dropped, so that whatever the shim does
+/// between the two, the program sees the errno of its own call.
+pub struct ErrnoGuard(c_int);
+
+impl ErrnoGuard {
+    pub fn save() -> ErrnoGuard {
+        ErrnoGuard(errno())
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        // SAFETY: as in `errno()`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+/// True when the process runs in secure-execution mode (setuid, setgid,
+/// file capabilities): its environment may come from an attacker.
+pub fn secure_execution() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+pub fn getpid() -> c_int {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// One `write()`; a short or failed write is dropped (a log line is not worth
+/// retrying inside someone else's program).
+pub fn write_once(fd: c_int, bytes: &[u8]) {
+    // SAFETY: the pointer and length describe a live slice.
+    let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// Opens a NUL-terminated path for appending, close-on-exec.
+pub fn open_append(path: &CStr) -> Option<c_int> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: `path` is NUL-terminated; the mode argument is an int as open expects.
+    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
+    (fd >= 0).then_some(fd)
+}
+
+pub fn close(fd: c_int) {
+    // SAFETY: only called on a descriptor this library opened itself.
+    let _ = unsafe { libc::close(fd) };
+}
+
+/// `(device, inode)` of an open descriptor and whether it is a socket.
+/// Uses the raw syscall: glibc only exports `fstat` since 2.33.
+pub fn file_identity(fd: c_int) -> Option<(u64, u64, bool)> {
+    let mut st = core::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a writable `struct stat` for the kernel to fill.
+    let rc = unsafe { libc::syscall(libc::SYS_fstat, fd as c_long, st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled the struct (and it was zeroed before).
+    let st = unsafe { st.assume_init() };
+    let is_socket = st.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    Some((st.st_dev, st.st_ino, is_socket))
+}
+
+/// Terminates the process with SIGABRT. Only the panic handler calls it,
+/// and the build proves the panic handler unreachable.
+#[cfg(not(test))]
+pub fn abort_on_impossible_panic() -> ! {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// The address a program passed to `connect()`.
+#[derive(Clone, Copy)]
+pub struct Destination {
+    addr: *const sockaddr,
+    len: socklen_t,
+}
+
+impl Destination {
+    /// # Safety
+    /// `addr` and `len` are what the program passed to `connect()`: `addr`
+    /// points to at least `len` readable bytes (or is null).
+    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> Destination {
+        Destination { addr, len }
+    }
+
+    /// The address family, if the buffer is large enough to hold one.
+    pub fn family(&self) -> Option<c_int> {
+        if self.addr.is_null() || (self.len as usize) < core::mem::size_of::<libc::sa_family_t>() {
+            return None;
+        }
+        // SAFETY: non-null and at least `sa_family_t` long (contract of `new`).
+        Some(c_int::from(unsafe {
+            core::ptr::read_unaligned(&raw const (*self.addr).sa_family)
+        }))
+    }
+
+    /// The IP address and port, for AF_INET and AF_INET6.
+    pub fn read(&self) -> Option<SockAddr> {
+        let len = self.len as usize;
+        match self.family()? {
+            libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the buffer holds a whole sockaddr_in (family and length checked).
+                let sin =
+                    unsafe { core::ptr::read_unaligned(self.addr.cast::<libc::sockaddr_in>()) };
+                Some(SockAddr {
+                    ip: Ip::V4(sin.sin_addr.s_addr.to_ne_bytes()),
+                    port: u16::from_be(sin.sin_port),
+                })
+            }
+            libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: the buffer holds a whole sockaddr_in6 (family and length checked).
+                let sin6 =
+                    unsafe { core::ptr::read_unaligned(self.addr.cast::<libc::sockaddr_in6>()) };
+                Some(SockAddr {
+                    ip: Ip::V6(sin6.sin6_addr.s6_addr),
+                    port: u16::from_be(sin6.sin6_port),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The process's initial environment, as `NAME=value` byte pairs.
+pub struct Environment {
+    next: *const *const c_char,
+}
+
+impl Environment {
+    /// # Safety
+    /// `envp` is null or a null-terminated array of NUL-terminated strings
+    /// that outlive the iterator (the constructor's `envp` does).
+    pub unsafe fn from_envp(envp: *const *const c_char) -> Environment {
+        Environment { next: envp }
+    }
+}
+
+impl Iterator for Environment {
+    type Item = (&'static [u8], &'static [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.next.is_null() {
+                return None;
+            }
+            // SAFETY: `next` points into the null-terminated array (contract of `from_envp`).
+            let entry = unsafe { *self.next };
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: not past the terminating null, so the next slot exists.
+            self.next = unsafe { self.next.add(1) };
+            // SAFETY: each entry is a NUL-terminated string. The initial
+            // environment block is never freed; the shim only reads it during
+            // the constructor and copies what it keeps.
+            let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
+            // An entry without '=' is not a variable; skip it.
+            if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                let (name, value) = bytes.split_at(eq);
+                return Some((name, value.get(1..).unwrap_or(&[])));
+            }
+        }
+    }
+}
