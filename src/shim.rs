@@ -203,7 +203,9 @@ fn apply(plan: &Plan, fd: c_int, skip: OptSet) -> OptSet {
     applied
 }
 
-/// The one info line per configured socket.
+/// The one info line per configured socket. A socket on which the shim
+/// changed nothing (every option failed, or was the program's) is only
+/// logged at debug.
 fn log_configured(
     plan: &Plan,
     fd: c_int,
@@ -211,14 +213,20 @@ fn log_configured(
     applied: OptSet,
     program: OptSet,
 ) {
-    log::line(Level::Info, |b| {
+    let ours = applied.without(program);
+    let level = if ours.is_empty() {
+        Level::Debug
+    } else {
+        Level::Info
+    };
+    log::line(level, |b| {
         put_fd(b, fd);
         if let Some(peer) = peer {
             b.put(b" peer=");
             peer.write(b);
         }
         for opt in Opt::ALL {
-            if let (true, Some(value)) = (applied.without(program).contains(opt), plan.value(opt)) {
+            if let (true, Some(value)) = (ours.contains(opt), plan.value(opt)) {
                 b.put(b" ");
                 put_option(b, opt, value);
             }

@@ -15,6 +15,13 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use keepalive_shim_config::{Ip, SockAddr};
 use libc::{sockaddr, socklen_t};
 
+// Bind `dlsym` to its oldest version (glibc 2.2.5, in libdl.so.2 before
+// glibc 2.34 and kept in libc.so.6 since) instead of the GLIBC_2.34 default,
+// so that the library loads on older systems (RHEL 8 has glibc 2.28). A
+// missing symbol version would stop the host program from starting.
+// build.rs adds libdl.so.2 to the needed libraries for the same reason.
+core::arch::global_asm!(".symver dlsym, dlsym@GLIBC_2.2.5");
+
 /// Declares the table of real functions: a typed caller per function, with
 /// the raw syscall as fallback, and one place that resolves them all.
 macro_rules! real_functions {

@@ -57,6 +57,7 @@ fn cli() -> Command {
                 .value_name(s.value_name)
                 .help(format!("{} Sets {}", s.help, s.var))
                 .value_parser(validator(s))
+                .allow_hyphen_values(true)
                 .action(ArgAction::Set),
         )
     });
@@ -77,7 +78,6 @@ fn cli() -> Command {
                         .required(true)
                         .num_args(1..)
                         .trailing_var_arg(true)
-                        .allow_hyphen_values(true)
                         .value_parser(clap::value_parser!(std::ffi::OsString)),
                 )
                 .after_help(variables_help()),
