@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
-install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6-dev
+install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6-dev \
+  nodejs openjdk-17-jdk-headless
 install_pip_packages pytest requests
 
 echo "== build"

@@ -1,12 +1,17 @@
 //! What the shim knows about each descriptor, one `AtomicU16` per fd.
 //!
 //! Fixed size (128 KiB of zeroed .bss; a page is only touched when a fd in
-//! it is used), so lookups never allocate or lock. Descriptors at or above
-//! [`TRACKED_FDS`] have no state: they get the options at `socket()` like any
-//! other, but no connect-time logging or fallback.
+//! it is used), so lookups never allocate or lock, and the cost per call is
+//! one atomic load or read-modify-write, with no syscall. Descriptors at or
+//! above [`TRACKED_FDS`] have no state: they get the options at `socket()`
+//! (respect mode, no filters), but no connect-time decision, no force-mode
+//! override and no log line with a peer. With destination filters set, a
+//! socket above the bound is left alone, since its decision cannot wait for
+//! `connect()`.
 //!
-//! A slot is overwritten by each new socket from the `socket()` hook, so the
-//! state of a closed descriptor cannot leak into the next socket that gets it.
+//! A slot is overwritten by each new socket from the `socket()` hook (and by
+//! `accept()`), so the state of a closed descriptor does not leak into the
+//! next socket that gets its number.
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
@@ -16,63 +21,83 @@ pub const TRACKED_FDS: usize = 65536;
 
 static TABLE: [AtomicU16; TRACKED_FDS] = [const { AtomicU16::new(0) }; TRACKED_FDS];
 
-/// Bit layout of a slot.
-const SEEN: u16 = 1 << 0; // the state below was set by our socket() or connect()
+// Bit layout of a slot.
+const SEEN: u16 = 1 << 0; // set by our socket()/connect()/accept(); 0 = unknown fd
 const TCP: u16 = 1 << 1;
-const LOG_PENDING: u16 = 1 << 2; // the info line is written at connect()
-const APPLIED_SHIFT: u16 = 3; // 5 bits: options the shim set
-const PROGRAM_SHIFT: u16 = 8; // 5 bits: options the program set itself
+const DECIDED: u16 = 1 << 2; // the options were applied, or deliberately not
+const LOG_PENDING: u16 = 1 << 3; // the info line is still due
+const APPLIED_SHIFT: u16 = 4; // 5 bits: options the shim set
+const PROGRAM_SHIFT: u16 = 9; // 5 bits: options the program set itself
+const OPT_MASK: u16 = 0x1f;
 
 /// A snapshot of one slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdState(u16);
 
 impl FdState {
+    pub const NOT_TCP: FdState = FdState(SEEN);
+    pub const UNDECIDED_TCP: FdState = FdState(SEEN | TCP);
+
+    /// A TCP socket whose options are settled; its log line is due.
+    pub fn decided(applied: OptSet, program: OptSet) -> FdState {
+        FdState(
+            SEEN | TCP
+                | DECIDED
+                | LOG_PENDING
+                | bits(applied, APPLIED_SHIFT)
+                | bits(program, PROGRAM_SHIFT),
+        )
+    }
+
+    /// This slot, now known to be a TCP socket not decided yet (a socket
+    /// our socket() hook never saw; program-set bits are kept).
+    pub fn as_undecided_tcp(self) -> FdState {
+        FdState((self.0 | SEEN | TCP) & !DECIDED)
+    }
+
     pub fn seen(self) -> bool {
         self.0 & SEEN != 0
     }
     pub fn tcp(self) -> bool {
         self.0 & TCP != 0
     }
+    pub fn is_decided(self) -> bool {
+        self.0 & DECIDED != 0
+    }
     pub fn applied(self) -> OptSet {
-        OptSet((self.0 >> APPLIED_SHIFT) as u8 & 0x1f)
+        OptSet(((self.0 >> APPLIED_SHIFT) & OPT_MASK) as u8)
     }
     pub fn program_set(self) -> OptSet {
-        OptSet((self.0 >> PROGRAM_SHIFT) as u8 & 0x1f)
+        OptSet(((self.0 >> PROGRAM_SHIFT) & OPT_MASK) as u8)
     }
+}
+
+fn bits(set: OptSet, shift: u16) -> u16 {
+    (u16::from(set.0) & OPT_MASK) << shift
 }
 
 fn slot(fd: i32) -> Option<&'static AtomicU16> {
     usize::try_from(fd).ok().and_then(|i| TABLE.get(i))
 }
 
+/// `None` for a descriptor beyond the table.
 pub fn get(fd: i32) -> Option<FdState> {
     slot(fd).map(|s| FdState(s.load(Ordering::Relaxed)))
 }
 
-/// A new socket that is not TCP: the shim never touches it.
-pub fn set_not_tcp(fd: i32) {
+/// Replaces whatever the slot held (a new socket got this number).
+pub fn store(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
-        s.store(SEEN, Ordering::Relaxed);
+        s.store(state.0, Ordering::Relaxed);
     }
 }
 
-/// A TCP socket the shim has configured; its log line is still due.
-/// Keeps program-set bits recorded so far (a socket that reached connect()
-/// without our socket() hook may have them).
-pub fn set_configured(fd: i32, applied: OptSet) {
+/// Settles an undecided TCP socket, keeping the program-set bits recorded
+/// so far (atomically: a concurrent `setsockopt` on the fd is not lost).
+pub fn decide(fd: i32, applied: OptSet) {
     if let Some(s) = slot(fd) {
-        let program = s.load(Ordering::Relaxed) & (0x1f << PROGRAM_SHIFT);
-        let bits = SEEN | TCP | LOG_PENDING | (u16::from(applied.0) << APPLIED_SHIFT);
-        s.store(bits | program, Ordering::Relaxed);
-    }
-}
-
-/// A new TCP socket from the socket() hook: forget the previous owner of fd.
-pub fn reset_configured(fd: i32, applied: OptSet) {
-    if let Some(s) = slot(fd) {
-        s.store(
-            SEEN | TCP | LOG_PENDING | (u16::from(applied.0) << APPLIED_SHIFT),
+        s.fetch_or(
+            SEEN | TCP | DECIDED | LOG_PENDING | bits(applied, APPLIED_SHIFT),
             Ordering::Relaxed,
         );
     }
@@ -81,7 +106,7 @@ pub fn reset_configured(fd: i32, applied: OptSet) {
 /// The program set some of our options itself on `fd`.
 pub fn mark_program_set(fd: i32, opts: OptSet) {
     if let Some(s) = slot(fd) {
-        s.fetch_or(u16::from(opts.0) << PROGRAM_SHIFT, Ordering::Relaxed);
+        s.fetch_or(bits(opts, PROGRAM_SHIFT), Ordering::Relaxed);
     }
 }
 

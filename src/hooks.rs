@@ -7,7 +7,7 @@ use core::ffi::{c_int, c_void};
 use libc::{sockaddr, socklen_t};
 
 use crate::shim;
-use crate::sys::{self, Destination};
+use crate::sys::{self, Destination, OptionValue};
 
 /// `socket(2)`.
 ///
@@ -33,7 +33,49 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     unsafe { sys::real::connect(fd, addr, len) }
 }
 
-/// `setsockopt(2)`: records which of the shim's options the program sets.
+/// `listen(2)`: a server socket gets the options before it accepts
+/// connections, which inherit them.
+///
+/// # Safety
+/// The contract of libc's `listen`.
+#[no_mangle]
+pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    shim::before_listen(fd);
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { sys::real::listen(fd, backlog) }
+}
+
+/// `accept(2)`: records that the new connection inherited the options.
+///
+/// # Safety
+/// The contract of libc's `accept`.
+#[no_mangle]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let conn = unsafe { sys::real::accept(fd, addr, len) };
+    shim::accepted(fd, conn);
+    conn
+}
+
+/// `accept4(2)`: as `accept`.
+///
+/// # Safety
+/// The contract of libc's `accept4`.
+#[no_mangle]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let conn = unsafe { sys::real::accept4(fd, addr, len, flags) };
+    shim::accepted(fd, conn);
+    conn
+}
+
+/// `setsockopt(2)`: records which of the shim's options the program sets
+/// (and, in force mode, puts the shim's value back).
 ///
 /// # Safety
 /// The contract of libc's `setsockopt`.
@@ -48,7 +90,8 @@ pub unsafe extern "C" fn setsockopt(
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { sys::real::setsockopt(fd, level, name, value, len) };
     if rc == 0 {
-        shim::program_set_option(fd, level, name);
+        // SAFETY: the call succeeded, so `value` held `len` readable bytes.
+        shim::program_set_option(fd, level, name, unsafe { OptionValue::new(value, len) });
     }
     rc
 }

@@ -2,7 +2,8 @@
 //! `TCP_USER_TIMEOUT`) for the TCP sockets of an unmodified program.
 //!
 //! Layout (read in this order):
-//! - [`hooks`]: the exported `socket`/`connect`/`setsockopt`; one line each.
+//! - [`hooks`]: the exported `socket`, `connect`, `listen`, `accept`,
+//!   `accept4`, `setsockopt`; each is the real call plus one call into `shim`.
 //! - [`shim`]: what happens to a socket: classify, decide, apply, log.
 //! - [`options`]: the socket options the shim manages.
 //! - [`fd_table`]: per-descriptor state, in atomics.
@@ -40,15 +41,15 @@ mod sys;
 /// Runs when the library is loaded, before `main`: resolves the real libc
 /// functions and reads the configuration, once.
 extern "C" fn load(
-    _argc: core::ffi::c_int,
-    _argv: *const *const core::ffi::c_char,
+    argc: core::ffi::c_int,
+    argv: *const *const core::ffi::c_char,
     envp: *const *const core::ffi::c_char,
 ) {
     sys::resolve_real_functions();
     // SAFETY: glibc calls `.init_array` entries with the process's initial
     // environment block (or null, which `Environment` treats as empty).
     let env = unsafe { sys::Environment::from_envp(envp) };
-    shim::load(env, sys::secure_execution());
+    shim::load(env, argc, argv, sys::secure_execution());
 }
 
 #[used]

@@ -1,31 +1,45 @@
-//! What happens to a socket: classify it, apply the options, log the change.
+//! What happens to a socket: classify it, decide, apply the options, log.
 //!
-//! Called by the hooks after (or, for `connect`, before) the real call. It
-//! never fails, and it restores errno around anything that could change it,
-//! so the program sees exactly the result and errno of its own call.
+//! Called by the hooks after (or, for `connect`/`listen`, before) the real
+//! call. It never fails, and it restores errno around anything that could
+//! change it, so the program sees exactly the result and errno of its own
+//! call.
 //!
-//! Policy: the options go on when the socket is created, so that whatever
-//! the program sets afterwards stands ("the program's choice wins"). A TCP
-//! socket that reaches `connect()` without passing through our `socket()`
-//! (inherited, or created before the library loaded) gets them at
-//! `connect()`, minus any the program already set through `setsockopt()`.
+//! When the options go on:
+//! - No destination filters: at `socket()`, so that whatever the program sets
+//!   afterwards stands ("respect" mode).
+//! - With `KEEPALIVE_SHIM_INCLUDE`/`EXCLUDE`: at `connect()` (matched on the
+//!   destination) or `listen()` (matched on the local address), minus the
+//!   options the program already set through `setsockopt()` in respect mode.
+//! - A TCP socket that reaches `connect()` without passing through our
+//!   `socket()` (inherited, or opened before the library loaded) is
+//!   classified and handled there, once.
+//! - Accepted connections inherit the listening socket's options (Linux
+//!   copies them); `accept()` only records that, for logging and force mode.
+//!
+//! In force mode, a program's `setsockopt()` of a managed option succeeds as
+//! usual, and the shim then sets its own value again.
 
-use core::ffi::c_int;
-
+use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use keepalive_shim_config::{resolve, Config, Level, LineBuf, Sink, SockAddr};
+use keepalive_shim_config::{
+    resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Mode, RuleList, Sink, SockAddr,
+};
 
-use crate::fd_table;
+use crate::fd_table::{self, FdState};
 use crate::log::{self, Line};
 use crate::once::InitOnce;
 use crate::options::{Opt, OptSet};
-use crate::sys::{self, Destination, ErrnoGuard};
+use crate::sys::{self, Destination, ErrnoGuard, OptionValue};
 
 /// The configuration as the hooks need it, fixed at load.
 struct Plan {
     /// The value of each [`Opt`], by index; `None`: the shim leaves it alone.
     values: [Option<c_int>; 5],
+    mode: Mode,
+    include: RuleList,
+    exclude: RuleList,
 }
 
 impl Plan {
@@ -39,15 +53,43 @@ impl Plan {
                 secs(c.count),
                 c.user_timeout_ms().and_then(|ms| c_int::try_from(ms).ok()),
             ],
+            mode: c.mode,
+            include: c.include,
+            exclude: c.exclude,
         }
     }
 
     fn value(&self, opt: Opt) -> Option<c_int> {
         self.values.get(opt as usize).copied().flatten()
     }
+
+    fn has_filters(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// EXCLUDE wins; an empty INCLUDE matches everything. An unknown address
+    /// (not IP) matches only when there are no filters.
+    fn applies_to(&self, addr: Option<SockAddr>) -> bool {
+        match addr {
+            None => !self.has_filters(),
+            Some(a) => {
+                (self.include.is_empty() || self.include.find(&a).is_some())
+                    && self.exclude.find(&a).is_none()
+            }
+        }
+    }
+
+    /// Options the shim must not touch on a socket where the program set `program`.
+    fn skip(&self, program: OptSet) -> OptSet {
+        match self.mode {
+            Mode::Respect => program,
+            Mode::Force => OptSet::EMPTY,
+        }
+    }
 }
 
-/// Set at load when the shim is on; `None` means pass every call through.
+/// Set at load when the shim is on (and the program is allowed); `None`
+/// means every call passes straight through.
 static PLAN: InitOnce<Plan> = InitOnce::new();
 
 /// Configuration warnings, formatted at load (the environment they quote
@@ -58,27 +100,85 @@ static PLAN: InitOnce<Plan> = InitOnce::new();
 static WARNINGS: InitOnce<LineBuf<2048>> = InitOnce::new();
 static WARNED: AtomicBool = AtomicBool::new(false);
 
+/// The config file is read into a buffer of this size on the constructor's stack.
+const MAX_CONFIG_FILE: usize = 16 * 1024;
+/// At most this many diagnostics are kept for the warning text.
+const MAX_DIAGNOSTICS: usize = 16;
+
 /// Reads the configuration (once: this runs in the constructor) and arms
 /// the hooks.
-pub fn load(env: impl Iterator<Item = (&'static [u8], &'static [u8])>, secure: bool) {
+pub fn load(
+    env: impl Iterator<Item = (&'static [u8], &'static [u8])>,
+    argc: c_int,
+    argv: *const *const c_char,
+    secure: bool,
+) {
+    let mut diagnostics: [Option<Diagnostic<'_>>; MAX_DIAGNOSTICS] = [None; MAX_DIAGNOSTICS];
+    let mut count = 0usize;
+    let mut report = |d| {
+        if let Some(slot) = diagnostics.get_mut(count) {
+            *slot = Some(d);
+        }
+        count = count.saturating_add(1);
+    };
+    let env = EnvView::collect(env.map(shorten), &mut report);
+
     let mut warnings = LineBuf::<2048>::new();
-    let config = resolve(env, &mut |d| {
-        d.write(&mut warnings);
-        warnings.put(b"\n");
-    });
-    // A privileged program must not be made to append to an arbitrary file.
-    let log_file = if secure { None } else { config.log_file };
-    if secure && config.log_file.is_some() {
-        warnings
-            .put(b"KEEPALIVE_SHIM_LOG_FILE is ignored in a setuid/setgid program; using stderr\n");
+    let (path, explicit) = env.config_path(secure);
+    let mut path_buf = [0u8; 4097];
+    let mut file_buf = [0u8; MAX_CONFIG_FILE];
+    let mut file = None;
+    if let Some(dst) = path_buf.get_mut(..path.len()) {
+        dst.copy_from_slice(path);
     }
-    log::init(config.log_level, log_file);
+    if let Ok(cpath) = core::ffi::CStr::from_bytes_until_nul(&path_buf) {
+        match sys::read_file(cpath, &mut file_buf) {
+            Ok(n) => {
+                let contents = file_buf.get(..n).unwrap_or(&[]);
+                file = Some(FileView::parse(path, contents, &mut report));
+            }
+            Err(libc::ENOENT) if !explicit => {} // no /etc/keepalive-shim.conf: fine
+            Err(errno) => {
+                warnings.put(b"cannot read the config file ");
+                keepalive_shim_config::put_escaped(&mut warnings, path, 256);
+                warnings.put(if errno == libc::EFBIG {
+                    b" (over 16 KiB)"
+                } else {
+                    b": errno "
+                });
+                if errno != libc::EFBIG {
+                    put_int(&mut warnings, errno);
+                }
+                warnings.put(b"; it is ignored\n");
+            }
+        }
+    }
+    let config = resolve(&env, file.as_ref(), secure, &mut report);
+    for d in diagnostics.iter().flatten() {
+        d.write(&config, &mut warnings);
+        warnings.put(b"\n");
+    }
+    if count > MAX_DIAGNOSTICS {
+        warnings.put(b"more configuration problems; see keepalive-shim check\n");
+    }
+    log::init(config.log_level, config.log_file);
     if !warnings.is_empty() {
         WARNINGS.set(warnings);
     }
-    if config.enabled {
+
+    let mut exe_buf = [0u8; 4096];
+    let exe = sys::executable_name(&mut exe_buf).unwrap_or(&[]);
+    // SAFETY: the constructor's argc/argv.
+    let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
+    if config.enabled && config.program_allowed(&[exe, arg0]) {
         PLAN.set(Plan::new(&config));
     }
+}
+
+/// The environment lives for the whole process, but diagnostics also borrow
+/// the config file's buffer on the constructor's stack: one lifetime for both.
+fn shorten<'a>(pair: (&'static [u8], &'static [u8])) -> (&'a [u8], &'a [u8]) {
+    pair
 }
 
 /// Prints the configuration warnings, the first time a TCP socket is seen.
@@ -102,66 +202,175 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
         && (protocol == 0 || protocol == libc::IPPROTO_TCP)
 }
 
-/// After a successful or failed `socket()`.
+/// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     let Some(plan) = PLAN.get() else { return };
     if fd < 0 {
         return;
     }
     if !is_tcp(domain, ty, protocol) {
-        fd_table::set_not_tcp(fd);
-        return;
+        return fd_table::store(fd, FdState::NOT_TCP);
     }
     let _errno = ErrnoGuard::save();
     warn_once();
+    if plan.has_filters() {
+        // The destination decides, at connect() or listen().
+        return fd_table::store(fd, FdState::UNDECIDED_TCP);
+    }
     let applied = apply(plan, fd, OptSet::EMPTY);
-    fd_table::reset_configured(fd, applied);
+    fd_table::store(fd, FdState::decided(applied, OptSet::EMPTY));
     if fd_table::get(fd).is_none() {
-        // No slot to defer the line to connect(): log it now, without a peer.
-        log_configured(plan, fd, None, applied, OptSet::EMPTY);
+        // No slot to keep the line for connect(): log it now, without a peer.
+        log_socket(plan, fd, Role::Unknown, applied, OptSet::EMPTY);
     }
 }
 
-/// Before the real `connect()`, so that any options are in place before
+/// What a log line says about the socket's other end.
+#[derive(Clone, Copy)]
+enum Role {
+    Peer(Option<SockAddr>),
+    Listen(Option<SockAddr>),
+    Accepted(Option<SockAddr>),
+    Unknown,
+}
+
+/// Before the real `connect()`, so that the options are in place before
 /// the SYN leaves.
 pub fn before_connect(fd: c_int, dest: Destination) {
     let Some(plan) = PLAN.get() else { return };
-    let Some(state) = fd_table::get(fd) else {
-        return; // beyond the table: configured (and logged) at socket()
+    let Some(mut state) = fd_table::get(fd) else {
+        return;
     };
-    if state.seen() {
-        if state.tcp() && log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
-            log_configured(plan, fd, dest.read(), state.applied(), state.program_set());
+    if !state.seen() {
+        // Not created through our socket(): find out what it is, once.
+        match dest.family() {
+            Some(libc::AF_INET | libc::AF_INET6) => {}
+            Some(_) => return fd_table::store(fd, FdState::NOT_TCP),
+            None => return,
         }
+        let _errno = ErrnoGuard::save();
+        if !socket_is_tcp(fd) {
+            return fd_table::store(fd, FdState::NOT_TCP);
+        }
+        warn_once();
+        state = state.as_undecided_tcp();
+    }
+    if !state.tcp() {
         return;
     }
-    // Not created through our socket(): find out what it is, once.
-    match dest.family() {
-        Some(libc::AF_INET | libc::AF_INET6) => {}
-        Some(_) => return fd_table::set_not_tcp(fd),
-        None => return,
-    }
-    let _errno = ErrnoGuard::save();
-    if !socket_is_tcp(fd) {
-        return fd_table::set_not_tcp(fd);
-    }
-    warn_once();
-    let program_set = state.program_set();
-    let applied = apply(plan, fd, program_set);
-    fd_table::set_configured(fd, applied);
-    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
-        log_configured(plan, fd, dest.read(), applied, program_set);
+    settle(plan, fd, state, || dest.read(), Role::Peer);
+}
+
+/// Before the real `listen()`: a server socket is matched on its local address.
+pub fn before_listen(fd: c_int) {
+    let Some(plan) = PLAN.get() else { return };
+    let Some(state) = fd_table::get(fd) else {
+        return;
+    };
+    if state.seen() && state.tcp() {
+        settle(
+            plan,
+            fd,
+            state,
+            || sys::socket_address(fd, false),
+            Role::Listen,
+        );
     }
 }
 
-/// After a successful `setsockopt()` by the program: remember which of our
-/// options it chose itself.
-pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
-    if PLAN.get().is_none() {
+/// Decides and applies (if not done yet) and writes the socket's one line.
+fn settle(
+    plan: &Plan,
+    fd: c_int,
+    state: FdState,
+    address: impl Fn() -> Option<SockAddr>,
+    role: fn(Option<SockAddr>) -> Role,
+) {
+    let _errno = ErrnoGuard::save();
+    let (applied, program) = if state.is_decided() {
+        (state.applied(), state.program_set())
+    } else {
+        let program = state.program_set();
+        let applied = if plan.applies_to(address()) {
+            apply(plan, fd, plan.skip(program))
+        } else {
+            OptSet::EMPTY
+        };
+        fd_table::decide(fd, applied);
+        (applied, program)
+    };
+    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+        log_socket(plan, fd, role(address()), applied, program);
+    }
+}
+
+/// After `accept()`/`accept4()`: the connection inherited the listening
+/// socket's options.
+pub fn accepted(listener: c_int, conn: c_int) {
+    let Some(plan) = PLAN.get() else { return };
+    if conn < 0 {
         return;
     }
-    if let Some(opt) = Opt::from_sockopt(level, name) {
-        fd_table::mark_program_set(fd, OptSet::EMPTY.with(opt));
+    let Some(state) = fd_table::get(listener) else {
+        return;
+    };
+    if !(state.tcp() && state.is_decided()) {
+        return fd_table::store(conn, FdState::NOT_TCP); // not ours to manage
+    }
+    // What the listener had from the shim, the connection has too; options
+    // the program set on the listener are the program's on it as well.
+    let program = state.program_set();
+    let applied = state.applied();
+    fd_table::store(conn, FdState::decided(applied, program));
+    if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
+        let _errno = ErrnoGuard::save();
+        log_socket(
+            plan,
+            conn,
+            Role::Accepted(sys::socket_address(conn, true)),
+            applied,
+            program,
+        );
+    }
+}
+
+/// After a successful `setsockopt()` by the program.
+pub fn program_set_option(fd: c_int, level: c_int, name: c_int, value: OptionValue) {
+    let Some(plan) = PLAN.get() else { return };
+    let Some(opt) = Opt::from_sockopt(level, name) else {
+        return;
+    };
+    fd_table::mark_program_set(fd, OptSet::EMPTY.with(opt));
+    if plan.mode != Mode::Force {
+        return;
+    }
+    let Some(state) = fd_table::get(fd) else {
+        return;
+    };
+    let Some(ours) = plan.value(opt) else { return };
+    // Only sockets the shim manages; before the decision, connect() applies
+    // every option anyway.
+    if !(state.is_decided() && state.applied().contains(opt)) {
+        return;
+    }
+    let theirs = value.read();
+    if theirs == Some(ours) {
+        return;
+    }
+    let _errno = ErrnoGuard::save();
+    let (level, name) = opt.sockopt();
+    if sys::set_int_option(fd, level, name, ours).is_ok() {
+        log::line(Level::Info, |b| {
+            put_fd(b, fd);
+            b.put(b" force: kept ");
+            put_option(b, opt, ours);
+            b.put(b" (the program set ");
+            match theirs {
+                Some(v) => put_int(b, v),
+                None => b.put(b"?"),
+            }
+            b.put(b")");
+        });
     }
 }
 
@@ -203,17 +412,14 @@ fn apply(plan: &Plan, fd: c_int, skip: OptSet) -> OptSet {
     applied
 }
 
-/// The one info line per configured socket. A socket on which the shim
-/// changed nothing (every option failed, or was the program's) is only
-/// logged at debug.
-fn log_configured(
-    plan: &Plan,
-    fd: c_int,
-    peer: Option<SockAddr>,
-    applied: OptSet,
-    program: OptSet,
-) {
-    let ours = applied.without(program);
+/// The one line per socket: at info if the shim changed something, else at
+/// debug (every option failed, was the program's, or a filter left the
+/// socket alone).
+fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptSet) {
+    let ours = match plan.mode {
+        Mode::Respect => applied.without(program),
+        Mode::Force => applied,
+    };
     let level = if ours.is_empty() {
         Level::Debug
     } else {
@@ -221,9 +427,18 @@ fn log_configured(
     };
     log::line(level, |b| {
         put_fd(b, fd);
-        if let Some(peer) = peer {
-            b.put(b" peer=");
-            peer.write(b);
+        let (label, addr): (&[u8], _) = match role {
+            Role::Peer(a) => (b" peer=", a),
+            Role::Listen(a) => (b" listen=", a),
+            Role::Accepted(a) => (b" accepted=", a),
+            Role::Unknown => (b"", None),
+        };
+        if let Some(a) = addr {
+            b.put(label);
+            a.write(b);
+        }
+        if applied.is_empty() && plan.has_filters() {
+            b.put(b" left alone (filters)");
         }
         for opt in Opt::ALL {
             if let (true, Some(value)) = (ours.contains(opt), plan.value(opt)) {
@@ -256,7 +471,7 @@ fn put_option(b: &mut Line, opt: Opt, value: c_int) {
     put_int(b, value);
 }
 
-fn put_int(b: &mut Line, n: c_int) {
+fn put_int(b: &mut impl Sink, n: c_int) {
     if n < 0 {
         b.put(b"-");
     }

@@ -79,6 +79,125 @@ real_functions! {
         = libc::SYS_connect, hook: crate::hooks::connect;
     setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
         = libc::SYS_setsockopt, hook: crate::hooks::setsockopt;
+    listen(fd: c_int, backlog: c_int) -> c_int
+        = libc::SYS_listen, hook: crate::hooks::listen;
+    accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int
+        = libc::SYS_accept, hook: crate::hooks::accept;
+    accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
+        = libc::SYS_accept4, hook: crate::hooks::accept4;
+}
+
+/// The local (`getsockname`) or remote (`getpeername`) address of a socket.
+pub fn socket_address(fd: c_int, remote: bool) -> Option<SockAddr> {
+    let mut storage = core::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    let addr = storage.as_mut_ptr().cast::<sockaddr>();
+    // SAFETY: `addr` points to a sockaddr_storage of `len` bytes.
+    let rc = unsafe {
+        if remote {
+            libc::getpeername(fd, addr, &mut len)
+        } else {
+            libc::getsockname(fd, addr, &mut len)
+        }
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the kernel wrote `len` bytes of a socket address there.
+    unsafe { Destination::new(addr, len) }.read()
+}
+
+/// An `int`-sized option value a program passed to `setsockopt()`.
+#[derive(Clone, Copy)]
+pub struct OptionValue {
+    value: *const c_void,
+    len: socklen_t,
+}
+
+impl OptionValue {
+    /// # Safety
+    /// `value` and `len` are what the program passed to `setsockopt()`, and
+    /// the call succeeded, so `value` points to `len` readable bytes.
+    pub unsafe fn new(value: *const c_void, len: socklen_t) -> OptionValue {
+        OptionValue { value, len }
+    }
+
+    pub fn read(&self) -> Option<c_int> {
+        if self.value.is_null() || (self.len as usize) < core::mem::size_of::<c_int>() {
+            return None;
+        }
+        // SAFETY: non-null and at least an int long (contract of `new`).
+        Some(unsafe { core::ptr::read_unaligned(self.value.cast::<c_int>()) })
+    }
+}
+
+/// Reads a whole small file into `buf`. `Err(errno)` if it cannot be read,
+/// `Err(EFBIG)` if it does not fit.
+pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, c_int> {
+    // SAFETY: `path` is NUL-terminated.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut filled = 0usize;
+    let result = loop {
+        let Some(rest) = buf.get_mut(filled..) else {
+            break Err(libc::EFBIG);
+        };
+        if rest.is_empty() {
+            break Err(libc::EFBIG);
+        }
+        // SAFETY: `rest` is a writable slice of the stated length.
+        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(0) => break Ok(filled),
+            Ok(n) => filled = filled.saturating_add(n),
+            Err(_) if errno() == libc::EINTR => continue,
+            Err(_) => break Err(errno()),
+        }
+    };
+    close(fd);
+    result
+}
+
+/// The basename of `/proc/self/exe`, in `buf`.
+pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
+    // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let full = buf.get(..usize::try_from(n).ok()?)?;
+    Some(basename(full))
+}
+
+/// The basename of `argv[0]`.
+///
+/// # Safety
+/// `argv` is null or the constructor's argument vector.
+pub unsafe fn arg0_name(argc: c_int, argv: *const *const c_char) -> Option<&'static [u8]> {
+    if argc < 1 || argv.is_null() {
+        return None;
+    }
+    // SAFETY: argc >= 1, so argv[0] exists.
+    let arg0 = unsafe { *argv };
+    if arg0.is_null() {
+        return None;
+    }
+    // SAFETY: argv strings are NUL-terminated; only read during the constructor.
+    Some(basename(unsafe { CStr::from_ptr(arg0) }.to_bytes()))
+}
+
+fn basename(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
 /// Sets an `int` socket option with the real `setsockopt`.

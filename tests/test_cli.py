@@ -127,7 +127,7 @@ def test_check_valid_configuration():
     r = run([str(CLI), "check"], env)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
-    assert any(ln.split()[:3] == ["KEEPALIVE_SHIM_IDLE", "30", "s"] and ln.endswith("(environment)")
+    assert any(ln.split()[:3] == ["KEEPALIVE_SHIM_IDLE", "30", "s"] and ln.endswith("(KEEPALIVE_SHIM_IDLE)")
                for ln in lines), r.stdout
     assert any(ln.startswith("KEEPALIVE_SHIM_INTERVAL") and ln.endswith("(default)") for ln in lines)
     assert "auto = 80000 ms" in r.stdout  # (30 + 10 x 5) s

@@ -1,41 +1,170 @@
-//! `keepalive-shim check`: the effective configuration of this environment,
-//! where each value came from, the kernel's defaults, and the worst-case
-//! time to detect a dead peer. Exit 0 if valid, 1 if not.
+//! `keepalive-shim check [--to ADDR:PORT] [--program NAME]`: the effective
+//! configuration of this environment (and config file), where each value
+//! came from, the kernel's defaults, and the worst-case time to detect a
+//! dead peer. With `--to`/`--program`, the first line is exactly
+//! `applies: yes` or `applies: no`. Exit 0 if valid, 1 if not.
 
+use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use keepalive_shim_config::{put_value, resolve, Config, Diagnostic, SETTINGS};
+use clap::ArgMatches;
+use keepalive_shim_config::{
+    put_source, put_value, resolve, Config, Diagnostic, EnvView, FileView, Ip, Key, Rule, SockAddr,
+    SETTINGS,
+};
 
 use crate::Text;
 
-pub fn check() -> ExitCode {
+pub fn check(m: &ArgMatches) -> ExitCode {
     let vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
-    let mut problems: Vec<String> = Vec::new();
-    let config = resolve(
+    let mut diagnostics: Vec<Diagnostic<'_>> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let env = EnvView::collect(
         vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
-        &mut |d: Diagnostic<'_>| {
-            let mut t = Text::default();
-            d.write(&mut t);
-            problems.push(t.0);
-        },
+        &mut |d| diagnostics.push(d),
     );
-    print!("{}", report(&config, &kernel_defaults()));
-    for p in &problems {
-        eprintln!("keepalive-shim: warning: {p}");
+    // The same file, with the same precedence, as the library reads.
+    let (path, explicit) = env.config_path(false);
+    let path_text = String::from_utf8_lossy(path).into_owned();
+    let contents = match std::fs::read(&path_text) {
+        Ok(c) => Some(c),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => None,
+        Err(e) => {
+            notes.push(format!(
+                "cannot read the config file {path_text}: {e}; it is ignored"
+            ));
+            None
+        }
+    };
+    let file = contents
+        .as_deref()
+        .map(|c| FileView::parse(path, c, &mut |d| diagnostics.push(d)));
+    let config = resolve(&env, file.as_ref(), false, &mut |d| diagnostics.push(d));
+    for d in &diagnostics {
+        let mut t = Text::default();
+        d.write(&config, &mut t);
+        notes.push(t.0);
     }
-    if problems.is_empty() {
+
+    let mut out = String::new();
+    let to = m.get_one::<String>("to");
+    let program = m.get_one::<String>("program");
+    if to.is_some() || program.is_some() {
+        let dest = match to.map(|t| parse_destination(t)).transpose() {
+            Ok(d) => d,
+            Err(msg) => {
+                eprintln!("keepalive-shim: {msg}");
+                return ExitCode::from(2);
+            }
+        };
+        out += &applies(&config, dest.as_ref(), program.map(String::as_str));
+    }
+    out += &report(&config, &kernel_defaults());
+    print!("{out}");
+    for n in &notes {
+        eprintln!("keepalive-shim: warning: {n}");
+    }
+    if notes.is_empty() {
         println!("configuration: valid");
         ExitCode::SUCCESS
     } else {
         println!(
             "configuration: INVALID ({} problem(s), see above)",
-            problems.len()
+            notes.len()
         );
         ExitCode::from(1)
     }
+}
+
+fn parse_destination(s: &str) -> Result<SockAddr, String> {
+    let a: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("--to takes ADDR:PORT or [IPV6]:PORT, got {s:?}"))?;
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v) => Ip::V4(v.octets()),
+        std::net::IpAddr::V6(v) => Ip::V6(v.octets()),
+    };
+    Ok(SockAddr { ip, port: a.port() })
+}
+
+fn rule_text(r: &Rule) -> String {
+    let mut t = Text::default();
+    r.write(&mut t);
+    t.0
+}
+
+/// `applies: yes|no`, then why, then with which values.
+fn applies(c: &Config<'_>, dest: Option<&SockAddr>, program: Option<&str>) -> String {
+    let mut why = Vec::new();
+    let mut yes = true;
+    if !c.enabled {
+        yes = false;
+        why.push(format!(
+            "the shim is off ({})",
+            source_text(c, Key::Enabled)
+        ));
+    }
+    if let Some(p) = program {
+        let allowed = c.program_allowed(&[p.as_bytes()]);
+        let names = c.programs.names();
+        if names.is_empty() {
+            why.push(format!(
+                "program {p}: KEEPALIVE_SHIM_PROGRAMS is unset, every program"
+            ));
+        } else if allowed {
+            why.push(format!("program {p} is in KEEPALIVE_SHIM_PROGRAMS"));
+        } else {
+            yes = false;
+            why.push(format!(
+                "program {p} is not in KEEPALIVE_SHIM_PROGRAMS: the shim is inert in it"
+            ));
+        }
+    }
+    if let Some(d) = dest {
+        let mut t = Text::default();
+        d.write(&mut t);
+        let decision = c.decide(d);
+        match (decision.included_by, decision.excluded_by) {
+            (_, Some(ex)) => why.push(format!("{}: EXCLUDE entry {} matches", t.0, rule_text(&ex))),
+            (Some(inc), None) => why.push(format!(
+                "{}: INCLUDE entry {} matches",
+                t.0,
+                rule_text(&inc)
+            )),
+            (None, None) if !c.include.is_empty() => {
+                why.push(format!("{}: no INCLUDE entry matches", t.0))
+            }
+            (None, None) => why.push(format!("{}: no filters, every TCP connection", t.0)),
+        }
+        yes &= decision.applies;
+    }
+    let mut out = format!("applies: {}\n", if yes { "yes" } else { "no" });
+    for w in why {
+        out += &format!("why: {w}\n");
+    }
+    if yes {
+        let uto = c
+            .user_timeout_ms()
+            .map_or("off".to_owned(), |ms| ms.to_string());
+        out += &format!(
+            "with: SO_KEEPALIVE=1 TCP_KEEPIDLE={} TCP_KEEPINTVL={} TCP_KEEPCNT={} TCP_USER_TIMEOUT={} ({} mode)\n",
+            c.idle_s,
+            c.interval_s,
+            c.count,
+            uto,
+            c.mode.name()
+        );
+    }
+    out + "\n"
+}
+
+fn source_text(c: &Config<'_>, key: Key) -> String {
+    let mut t = Text::default();
+    put_source(&mut t, c, c.source(key));
+    t.0
 }
 
 /// `net.ipv4.tcp_keepalive_{time,intvl,probes}`, if readable.
@@ -62,7 +191,7 @@ fn report(c: &Config<'_>, kernel: &[(&str, Option<u64>); 3]) -> String {
             "{:<28} {:<22} ({})\n",
             s.var,
             value.0,
-            c.source(s.key).name()
+            source_text(c, s.key)
         );
     }
     out += "\nkernel defaults (only for sockets that turn keepalive on themselves):\n";

@@ -84,7 +84,19 @@ fn cli() -> Command {
         )
         .subcommand(
             Command::new("check")
-                .about("Validate the KEEPALIVE_SHIM_* environment and show the effective values; exit 0 if valid, 1 if not")
+                .about("Validate the KEEPALIVE_SHIM_* environment and config file and show the effective values; exit 0 if valid, 1 if not")
+                .arg(
+                    Arg::new("to")
+                        .long("to")
+                        .value_name("ADDR:PORT")
+                        .help("Would a connection to ADDR:PORT get the options? First line: `applies: yes` or `applies: no`"),
+                )
+                .arg(
+                    Arg::new("program")
+                        .long("program")
+                        .value_name("NAME")
+                        .help("The same question for a program name (see KEEPALIVE_SHIM_PROGRAMS)"),
+                )
                 .after_help(variables_help()),
         )
 }
@@ -100,7 +112,7 @@ fn main() -> ExitCode {
     };
     match matches.subcommand() {
         Some(("run", m)) => run::run(m),
-        Some(("check", _)) => check::check(),
+        Some(("check", m)) => check::check(m),
         _ => ExitCode::from(2),
     }
 }

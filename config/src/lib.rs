@@ -21,17 +21,22 @@
 #[cfg(test)]
 extern crate std;
 
+mod filter;
 mod net;
 mod parse;
 mod resolve;
 mod settings;
 mod text;
 
+pub use filter::{parse_ipv4, parse_ipv6, Net, Rule, RuleList, MAX_RULES};
 pub use net::{Ip, SockAddr};
 pub use parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
-pub use resolve::{put_value, resolve, Config, Diagnostic, Source, Value};
+pub use resolve::{
+    put_source, put_value, resolve, resolve_env, Config, Decision, Diagnostic, EnvView, FileView,
+    Origin, ProgramList, Source, Value,
+};
 pub use settings::{
-    markdown_table, setting, setting_by_var, Key, Kind, Level, Setting, UserTimeout, SETTINGS,
-    VAR_PREFIX,
+    markdown_table, setting, setting_by_var, Key, Kind, Level, Mode, Setting, UserTimeout,
+    DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
 };
 pub use text::{put_escaped, put_u64, LineBuf, Sink};

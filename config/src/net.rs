@@ -20,15 +20,23 @@ impl SockAddr {
     /// `1.2.3.4:80` or `[2001:db8::1]:443`.
     pub fn write(&self, out: &mut impl Sink) {
         match self.ip {
-            Ip::V4(a) => put_ipv4(out, a),
-            Ip::V6(a) => {
+            Ip::V4(_) => self.write_ip(out),
+            Ip::V6(_) => {
                 out.put(b"[");
-                put_ipv6(out, a);
+                self.write_ip(out);
                 out.put(b"]");
             }
         }
         out.put(b":");
         put_u64(out, u64::from(self.port));
+    }
+
+    /// The address alone: `1.2.3.4` or `2001:db8::1`.
+    pub fn write_ip(&self, out: &mut impl Sink) {
+        match self.ip {
+            Ip::V4(a) => put_ipv4(out, a),
+            Ip::V6(a) => put_ipv6(out, a),
+        }
     }
 }
 

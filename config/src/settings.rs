@@ -13,8 +13,13 @@ pub enum Key {
     Interval,
     Count,
     UserTimeout,
+    Mode,
+    Include,
+    Exclude,
+    Programs,
     LogLevel,
     LogFile,
+    ConfigFile,
     Library,
 }
 
@@ -33,6 +38,30 @@ pub enum Kind {
     Level,
     /// An absolute path.
     Path,
+    /// `respect` or `force`.
+    Mode,
+    /// A comma-separated list of destination filters.
+    Destinations,
+    /// A comma-separated list of executable names.
+    Programs,
+}
+
+/// Who wins when the program sets one of the shim's options itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The program's own setting stands (per option).
+    Respect,
+    /// The shim's value stands.
+    Force,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Respect => "respect",
+            Mode::Force => "force",
+        }
+    }
 }
 
 /// `TCP_USER_TIMEOUT`'s value.
@@ -89,8 +118,11 @@ impl Level {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Setting {
     pub key: Key,
-    /// The environment variable.
+    /// The environment variable (and the key in the config file).
     pub var: &'static str,
+    /// Variables of other tools honoured when `var` is unset, in order of
+    /// precedence (libkeepalive's, then libdontdie's).
+    pub aliases: &'static [&'static str],
     /// The socket option it sets, or its role in parentheses.
     pub target: &'static str,
     pub kind: Kind,
@@ -116,6 +148,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Enabled,
         var: "KEEPALIVE_SHIM",
+        aliases: &["KEEPALIVE", "DD_USE_KEEPALIVE"],
         target: "(master switch)",
         kind: Kind::Switch,
         default: "on",
@@ -128,6 +161,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Idle,
         var: "KEEPALIVE_SHIM_IDLE",
+        aliases: &["KEEPIDLE", "DD_TCP_KEEPALIVE_TIME"],
         target: "TCP_KEEPIDLE",
         kind: Kind::Seconds {
             min: 1,
@@ -143,6 +177,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Interval,
         var: "KEEPALIVE_SHIM_INTERVAL",
+        aliases: &["KEEPINTVL", "DD_TCP_KEEPALIVE_INTVL"],
         target: "TCP_KEEPINTVL",
         kind: Kind::Seconds {
             min: 1,
@@ -158,6 +193,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Count,
         var: "KEEPALIVE_SHIM_COUNT",
+        aliases: &["KEEPCNT", "DD_TCP_KEEPALIVE_PROBES"],
         target: "TCP_KEEPCNT",
         kind: Kind::Number {
             min: 1,
@@ -173,6 +209,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::UserTimeout,
         var: "KEEPALIVE_SHIM_USER_TIMEOUT",
+        aliases: &[],
         target: "TCP_USER_TIMEOUT",
         kind: Kind::UserTimeout {
             min_ms: 1,
@@ -186,8 +223,61 @@ pub const SETTINGS: &[Setting] = &[
         help: "How long sent data may stay unacknowledged before the connection is dropped.",
     },
     Setting {
+        key: Key::Mode,
+        var: "KEEPALIVE_SHIM_MODE",
+        aliases: &[],
+        target: "(policy)",
+        kind: Kind::Mode,
+        default: "respect",
+        default_doc: "`respect`",
+        accepted: "`respect` (an option the program sets itself stands) or `force` (the shim's values stand)",
+        flag: Some("mode"),
+        value_name: "respect|force",
+        help: "Who wins, per option, when the program sets keepalive options itself.",
+    },
+    Setting {
+        key: Key::Include,
+        var: "KEEPALIVE_SHIM_INCLUDE",
+        aliases: &[],
+        target: "(filter)",
+        kind: Kind::Destinations,
+        default: "",
+        default_doc: "every destination",
+        accepted: "comma-separated `ADDR[/LEN][:PORT[-PORT]]`, `[IPV6[/LEN]][:PORT[-PORT]]`, `:PORT[-PORT]`",
+        flag: Some("include"),
+        value_name: "LIST",
+        help: "Only connections to these destinations (servers: their local address) get the options.",
+    },
+    Setting {
+        key: Key::Exclude,
+        var: "KEEPALIVE_SHIM_EXCLUDE",
+        aliases: &[],
+        target: "(filter)",
+        kind: Kind::Destinations,
+        default: "",
+        default_doc: "none",
+        accepted: "same as `KEEPALIVE_SHIM_INCLUDE`; wins over it",
+        flag: Some("exclude"),
+        value_name: "LIST",
+        help: "Connections to these destinations are left alone.",
+    },
+    Setting {
+        key: Key::Programs,
+        var: "KEEPALIVE_SHIM_PROGRAMS",
+        aliases: &[],
+        target: "(filter)",
+        kind: Kind::Programs,
+        default: "",
+        default_doc: "every program",
+        accepted: "comma-separated executable names (basename of the executable or of argv[0])",
+        flag: None,
+        value_name: "LIST",
+        help: "The shim is active only in these programs; inert in any other.",
+    },
+    Setting {
         key: Key::LogLevel,
         var: "KEEPALIVE_SHIM_LOG",
+        aliases: &[],
         target: "(logging)",
         kind: Kind::Level,
         default: "warn",
@@ -200,6 +290,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::LogFile,
         var: "KEEPALIVE_SHIM_LOG_FILE",
+        aliases: &[],
         target: "(logging)",
         kind: Kind::Path,
         default: "",
@@ -210,8 +301,22 @@ pub const SETTINGS: &[Setting] = &[
         help: "Append log lines to this file instead of stderr.",
     },
     Setting {
+        key: Key::ConfigFile,
+        var: "KEEPALIVE_SHIM_CONFIG",
+        aliases: &[],
+        target: "(config file)",
+        kind: Kind::Path,
+        default: "",
+        default_doc: "`/etc/keepalive-shim.conf`, if it exists",
+        accepted: "an absolute path to a file of `KEY=value` lines; ignored in setuid/setgid programs",
+        flag: None,
+        value_name: "PATH",
+        help: "Settings file; the environment overrides it.",
+    },
+    Setting {
         key: Key::Library,
         var: "KEEPALIVE_SHIM_LIBRARY",
+        aliases: &[],
         target: "(wrapper)",
         kind: Kind::Path,
         default: "",
@@ -232,6 +337,7 @@ pub fn setting(key: Key) -> &'static Setting {
 const FALLBACK: Setting = Setting {
     key: Key::Enabled,
     var: "KEEPALIVE_SHIM",
+    aliases: &[],
     target: "",
     kind: Kind::Switch,
     default: "on",
@@ -247,6 +353,9 @@ pub fn setting_by_var(var: &[u8]) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.var.as_bytes() == var)
 }
 
+/// Where the config file is looked for when `KEEPALIVE_SHIM_CONFIG` is unset.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/keepalive-shim.conf";
+
 /// The README's variable table, exactly.
 pub fn markdown_table(out: &mut impl Sink) {
     out.put(b"| variable | socket option | default | accepted values | meaning |\n");
@@ -254,7 +363,16 @@ pub fn markdown_table(out: &mut impl Sink) {
     for s in SETTINGS {
         out.put(b"| `");
         out.put(s.var.as_bytes());
-        out.put(b"` | ");
+        out.put(b"`");
+        for (i, alias) in s.aliases.iter().enumerate() {
+            out.put(if i == 0 { b" (or `" } else { b", `" });
+            out.put(alias.as_bytes());
+            out.put(b"`");
+        }
+        if !s.aliases.is_empty() {
+            out.put(b")");
+        }
+        out.put(b" | ");
         if s.target.starts_with('(') {
             out.put(s.target.as_bytes());
         } else {
