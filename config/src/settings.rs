@@ -295,7 +295,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Path,
         default: "",
         default_doc: "stderr",
-        accepted: "an absolute path, appended to; ignored in setuid/setgid programs",
+        accepted: "an absolute path, appended to; from the environment, ignored in setuid/setgid programs",
         flag: Some("log-file"),
         value_name: "PATH",
         help: "Append log lines to this file instead of stderr.",
