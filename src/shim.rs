@@ -166,13 +166,22 @@ pub fn load(
         WARNINGS.set(warnings);
     }
 
+    if config.enabled && program_allowed(&config, argc, argv) {
+        PLAN.set(Plan::new(&config));
+    }
+}
+
+/// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
+/// `argv[0]` (looked up only when the list is set: every exec pays for it).
+fn program_allowed(config: &Config<'_>, argc: c_int, argv: *const *const c_char) -> bool {
+    if config.programs.names().is_empty() {
+        return true;
+    }
     let mut exe_buf = [0u8; 4096];
     let exe = sys::executable_name(&mut exe_buf).unwrap_or(&[]);
     // SAFETY: the constructor's argc/argv.
     let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
-    if config.enabled && config.program_allowed(&[exe, arg0]) {
-        PLAN.set(Plan::new(&config));
-    }
+    config.program_allowed(&[exe, arg0])
 }
 
 /// The environment lives for the whole process, but diagnostics also borrow
