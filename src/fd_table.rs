@@ -29,6 +29,7 @@ const LOG_PENDING: u16 = 1 << 3; // the info line is still due
 const APPLIED_SHIFT: u16 = 4; // 5 bits: options the shim set
 const PROGRAM_SHIFT: u16 = 9; // 5 bits: options the program set itself
 const OPT_MASK: u16 = 0x1f;
+const LATE: u16 = 1 << 14; // a listener configured after it was already listening
 
 /// A snapshot of one slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,10 @@ impl FdState {
     /// our socket() hook never saw; program-set bits are kept).
     pub fn as_undecided_tcp(self) -> FdState {
         FdState((self.0 | SEEN | TCP) & !DECIDED)
+    }
+
+    pub fn is_late(self) -> bool {
+        self.0 & LATE != 0
     }
 
     pub fn seen(self) -> bool {
@@ -100,6 +105,14 @@ pub fn decide(fd: i32, applied: OptSet) {
             SEEN | TCP | DECIDED | LOG_PENDING | bits(applied, APPLIED_SHIFT),
             Ordering::Relaxed,
         );
+    }
+}
+
+/// Marks a listener that got the options only after it was listening:
+/// connections already in its backlog did not inherit them.
+pub fn mark_late(fd: i32) {
+    if let Some(s) = slot(fd) {
+        s.fetch_or(LATE, Ordering::Relaxed);
     }
 }
 

@@ -8,14 +8,18 @@
 //! When the options go on:
 //! - No destination filters: at `socket()`, so that whatever the program sets
 //!   afterwards stands ("respect" mode).
-//! - With `KEEPALIVE_SHIM_INCLUDE`/`EXCLUDE`: at `connect()` (matched on the
-//!   destination) or `listen()` (matched on the local address), minus the
-//!   options the program already set through `setsockopt()` in respect mode.
+//! - With `KEEPALIVE_SHIM_INCLUDE`/`EXCLUDE`: at `connect()`, matched on the
+//!   destination, minus the options the program already set through
+//!   `setsockopt()` in respect mode.
 //! - A TCP socket that reaches `connect()` without passing through our
 //!   `socket()` (inherited, or opened before the library loaded) is
 //!   classified and handled there, once.
-//! - Accepted connections inherit the listening socket's options (Linux
-//!   copies them); `accept()` only records that, for logging and force mode.
+//! - Servers: without filters, the listening socket has the options from
+//!   `socket()` and accepted connections inherit them (Linux copies them);
+//!   `accept()` only records that, for logging and force mode. With filters,
+//!   each accepted connection is decided at `accept()` on the local address
+//!   the client reached. A listening socket the shim never saw (socket
+//!   activation) is classified at `listen()` or its first `accept()`.
 //!
 //! In force mode, a program's `setsockopt()` of a managed option succeeds as
 //! usual, and the shim then sets its own value again.
@@ -270,20 +274,55 @@ pub fn before_connect(fd: c_int, dest: Destination) {
     settle(plan, fd, state, || dest.read(), Role::Peer);
 }
 
-/// Before the real `listen()`: a server socket is matched on its local address.
+/// Before the real `listen()`. Without filters the listening socket has had
+/// the options since `socket()`, and the connections it accepts inherit
+/// them. With filters, each accepted connection is decided on its own (see
+/// [`accepted`]), so the listening socket itself is left alone.
 pub fn before_listen(fd: c_int) {
     let Some(plan) = PLAN.get() else { return };
     let Some(state) = fd_table::get(fd) else {
         return;
     };
-    if state.seen() && state.tcp() {
-        settle(
-            plan,
-            fd,
-            state,
-            || sys::socket_address(fd, false),
-            Role::Listen,
-        );
+    let state = if state.seen() {
+        state
+    } else {
+        // Inherited, or created before the library loaded: classify it once.
+        let _errno = ErrnoGuard::save();
+        if !socket_is_tcp(fd) {
+            return fd_table::store(fd, FdState::NOT_TCP);
+        }
+        warn_once();
+        let state = state.as_undecided_tcp();
+        fd_table::store(fd, state);
+        state
+    };
+    if !state.tcp() {
+        return;
+    }
+    if plan.has_filters() {
+        return log_per_connection(fd);
+    }
+    settle(
+        plan,
+        fd,
+        state,
+        || sys::socket_address(fd, false),
+        Role::Listen,
+    );
+}
+
+fn log_per_connection(fd: c_int) {
+    if log::enabled(Level::Debug) {
+        let _errno = ErrnoGuard::save();
+        let local = sys::socket_address(fd, false);
+        log::line(Level::Debug, |b| {
+            put_fd(b, fd);
+            if let Some(a) = local {
+                b.put(b" listen=");
+                a.write(b);
+            }
+            b.put(b" filters: decided per accepted connection, on the address it was reached at");
+        });
     }
 }
 
@@ -313,26 +352,87 @@ fn settle(
     }
 }
 
-/// After `accept()`/`accept4()`: the connection inherited the listening
-/// socket's options.
+/// After `accept()`/`accept4()`.
+///
+/// Without filters the connection inherited the listening socket's options
+/// (Linux copies them), and this only records that. With filters it is
+/// decided here on its local address and port, the address the client
+/// reached (a server bound to `0.0.0.0` is reached at a real address), and
+/// the options are applied to it directly.
 pub fn accepted(listener: c_int, conn: c_int) {
     let Some(plan) = PLAN.get() else { return };
     if conn < 0 {
         return;
     }
-    let Some(state) = fd_table::get(listener) else {
+    let Some(mut state) = fd_table::get(listener) else {
         return;
     };
-    if !(state.tcp() && state.is_decided()) {
-        return fd_table::store(conn, FdState::NOT_TCP); // not ours to manage
+    let _errno = ErrnoGuard::save();
+    if !state.seen() {
+        // A listening socket handed over already listening (socket
+        // activation, exec-based restarts): classify it once.
+        if !socket_is_tcp(listener) {
+            fd_table::store(listener, FdState::NOT_TCP);
+            return fd_table::store(conn, FdState::NOT_TCP);
+        }
+        warn_once();
+        state = state.as_undecided_tcp();
+        fd_table::store(listener, state);
+        if !plan.has_filters() {
+            // Configure the listener for the connections still to come; this
+            // one was created without the options, so it gets them directly.
+            let applied = apply(plan, listener, plan.skip(state.program_set()));
+            fd_table::decide(listener, applied);
+            fd_table::mark_late(listener);
+            if log::enabled(Level::Info) && fd_table::take_log_pending(listener) {
+                let local = sys::socket_address(listener, false);
+                log_socket(
+                    plan,
+                    listener,
+                    Role::Listen(local),
+                    applied,
+                    state.program_set(),
+                );
+            }
+            return configure_connection(plan, conn, state.program_set(), true);
+        }
     }
-    // What the listener had from the shim, the connection has too; options
-    // the program set on the listener are the program's on it as well.
-    let program = state.program_set();
-    let applied = state.applied();
+    if !state.tcp() {
+        return fd_table::store(conn, FdState::NOT_TCP);
+    }
+    if plan.has_filters() {
+        let applies = plan.applies_to(sys::socket_address(conn, false));
+        return configure_connection(plan, conn, state.program_set(), applies);
+    }
+    // Inherited: what the listener had from the shim, the connection has too;
+    // options the program set on the listener are the program's on it too.
+    let (applied, program) = (state.applied(), state.program_set());
+    if state.is_late() && sys::get_int_option(conn, libc::SOL_SOCKET, libc::SO_KEEPALIVE) == Some(0)
+    {
+        // Completed its handshake before the listener was configured.
+        return configure_connection(plan, conn, program, true);
+    }
     fd_table::store(conn, FdState::decided(applied, program));
     if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
-        let _errno = ErrnoGuard::save();
+        log_socket(
+            plan,
+            conn,
+            Role::Accepted(sys::socket_address(conn, true)),
+            applied,
+            program,
+        );
+    }
+}
+
+/// Applies the options (if `applies`) to an accepted connection itself.
+fn configure_connection(plan: &Plan, conn: c_int, program: OptSet, applies: bool) {
+    let applied = if applies {
+        apply(plan, conn, plan.skip(program))
+    } else {
+        OptSet::EMPTY
+    };
+    fd_table::store(conn, FdState::decided(applied, program));
+    if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
         log_socket(
             plan,
             conn,

@@ -177,40 +177,98 @@ def test_server_sockets_get_options_and_accepted_connections_inherit():
     assert any("accepted=127.0.0.1:" in ln and "TCP_KEEPCNT=4" in ln for ln in lines), err
 
 
-def test_server_filter_matches_local_port():
-    # The listener is matched on its own address and port; the client (to the
-    # same port) too, since its destination is that port.
-    env = shim_env(include="127.0.0.1:1-1023", log="debug", **SETTINGS)
-    got, err = both(env)
+def test_server_filters_decide_each_accepted_connection_on_its_local_address():
+    """With filters, a listening socket is left alone and each accepted
+    connection is matched on the local address and port the client reached
+    (so a server bound to 0.0.0.0 can be matched by address)."""
+    got, err = both(shim_env(include="127.0.0.1:1-1023", log="debug", **SETTINGS))
     assert got["listener"] == UNTOUCHED and got["accepted"] == UNTOUCHED
-    assert "left alone (filters)" in err
+    assert "decided per accepted connection" in err and "left alone (filters)" in err
     got, _ = both(shim_env(exclude="127.0.0.2", **SETTINGS))
-    assert got["listener"] == SHIM
+    assert got["listener"] == UNTOUCHED and got["accepted"] == SHIM
+    # Bound to every address, reached at 127.0.0.1: an address entry matches.
+    got, _ = both(shim_env(include="127.0.0.0/8", **SETTINGS), bind="0.0.0.0", dest="127.0.0.1")
+    assert got["accepted"] == SHIM
+    got, _ = both(shim_env(include=f"127.0.0.0/8:1-1023", **SETTINGS), bind="0.0.0.0", dest="127.0.0.1")
+    assert got["accepted"] == UNTOUCHED
+    # Dual stack, reached over IPv4: matched as IPv4.
+    got, _ = both(shim_env(include="127.0.0.1", **SETTINGS), bind="::", dest="::ffff:127.0.0.1")
+    assert got["accepted"] == SHIM
 
 
-def test_server_filter_by_port_in_python_http_server():
-    """A real server program: http.server under INCLUDE=:PORT of its port."""
+PLAIN_SERVER = r"""
+import socket, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen()
+print("ready", flush=True)
+conn, _ = srv.accept()
+print("accepted", flush=True)
+conn.recv(100)
+"""
+
+
+def test_server_filter_by_port_seen_by_the_kernel():
+    """A server program under INCLUDE=:PORT of its own port, or of another:
+    the kernel's keepalive timer (ss) on the server's side of the connection."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    code = ("import http.server, sys; srv = http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), "
-            "http.server.BaseHTTPRequestHandler); print('ready', flush=True); srv.handle_request()")
-    for include, applies in ((f":{port}", True), (f":{port + 1}", False)):
-        p = subprocess.Popen([sys.executable, "-c", code, str(port)], stdout=subprocess.PIPE, text=True,
-                             env=shim_env(include=include, **SETTINGS))
+    for include, applies in ((f":{port}", True), (f":{port + 1}", False), ("", True)):
+        p = subprocess.Popen([sys.executable, "-c", PLAIN_SERVER, str(port)], stdout=subprocess.PIPE,
+                             text=True, env=shim_env(include=include, **SETTINGS))
         try:
             assert p.stdout.readline() == "ready\n"
             c = socket.create_connection(("127.0.0.1", port))
-            # The server side of the connection, seen from the kernel via ss
-            # (established once connect() returns; it inherited the listener's options).
+            assert p.stdout.readline() == "accepted\n"
             out = subprocess.run(["ss", "-tnoi", "state", "established", f"( sport = :{port} )"],
                                  capture_output=True, text=True).stdout
-            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
             c.close()
         finally:
             p.wait(timeout=10)
-        assert ("timer:(keepalive" in out) == applies, out
+        assert ("timer:(keepalive" in out) == applies, (include, out)
+
+
+INHERITED_LISTENER = r"""
+import json, os, socket, sys
+fd, relisten = int(sys.argv[1]), sys.argv[2] == "relisten"
+srv = socket.socket(fileno=fd)
+if relisten:
+    srv.listen()
+print(srv.getsockname()[1], flush=True)
+sys.stdin.readline()  # both clients are connected (in the backlog) before the first accept
+def opts(s):
+    return [s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), s.getsockopt(6, socket.TCP_KEEPIDLE),
+            s.getsockopt(6, socket.TCP_KEEPINTVL), s.getsockopt(6, socket.TCP_KEEPCNT), s.getsockopt(6, 18)]
+first, _ = srv.accept()
+second, _ = srv.accept()
+print(json.dumps({"first": opts(first), "second": opts(second), "listener": opts(srv)}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("relisten", ["accept-only", "relisten"])
+def test_inherited_listening_socket(relisten):
+    """Socket activation / exec-based restarts: the listening socket was
+    created (and is listening) before the program, and so the library,
+    started. Its connections still get the options."""
+    parent = socket.socket()
+    parent.bind(("127.0.0.1", 0))
+    parent.listen()
+    parent.set_inheritable(True)
+    p = subprocess.Popen([sys.executable, "-c", INHERITED_LISTENER, str(parent.fileno()), relisten],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[parent.fileno()],
+                         env=shim_env(log="info", **SETTINGS))
+    parent.close()
+    try:
+        port = int(p.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        got = json.loads(p.stdout.readline())
+    finally:
+        p.wait(timeout=10)
+    assert got == {"first": SHIM, "second": SHIM, "listener": SHIM}
+    for c in clients:
+        c.close()
 
 
 # --- which programs --------------------------------------------------------------
