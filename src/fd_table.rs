@@ -9,9 +9,11 @@
 //! socket above the bound is left alone, since its decision cannot wait for
 //! `connect()`.
 //!
-//! A slot is overwritten by each new socket from the `socket()` hook (and by
-//! `accept()`), so the state of a closed descriptor does not leak into the
-//! next socket that gets its number.
+//! A slot is cleared by `close()` and overwritten by each new socket from the
+//! `socket()` hook (and by `accept()`), so the state of a closed descriptor
+//! does not leak into the next socket that gets its number. (A descriptor
+//! closed without libc's `close`, or replaced by `dup2`, keeps a stale slot
+//! until its number is reused by one of those hooks.)
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
@@ -94,6 +96,16 @@ pub fn get(fd: i32) -> Option<FdState> {
 pub fn store(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
         s.store(state.0, Ordering::Relaxed);
+    }
+}
+
+/// Forgets the descriptor. Writes only if there is something to forget, so
+/// closing files never touches the table's pages.
+pub fn forget(fd: i32) {
+    if let Some(s) = slot(fd) {
+        if s.load(Ordering::Relaxed) != 0 {
+            s.store(0, Ordering::Relaxed);
+        }
     }
 }
 

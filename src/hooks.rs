@@ -95,3 +95,18 @@ pub unsafe extern "C" fn setsockopt(
     }
     rc
 }
+
+/// `close(2)`: forgets what the shim knew about the descriptor, so that a
+/// socket the `socket()` hook never sees (created by a raw syscall, or by
+/// code that bypasses libc) cannot inherit a closed socket's state.
+///
+/// # Safety
+/// The contract of libc's `close`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    // Before the real close: once it returns, another thread may get `fd`
+    // for a new socket, whose state must not be erased.
+    shim::closing(fd);
+    // SAFETY: the caller's argument, passed on unchanged.
+    unsafe { sys::real::close(fd) }
+}

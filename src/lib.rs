@@ -3,7 +3,8 @@
 //!
 //! Layout (read in this order):
 //! - [`hooks`]: the exported `socket`, `connect`, `listen`, `accept`,
-//!   `accept4`, `setsockopt`; each is the real call plus one call into `shim`.
+//!   `accept4`, `setsockopt`, `close`; each is the real call plus one call
+//!   into `shim`.
 //! - [`shim`]: what happens to a socket: classify, decide, apply, log.
 //! - [`options`]: the socket options the shim manages.
 //! - [`fd_table`]: per-descriptor state, in atomics.

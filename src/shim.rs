@@ -443,6 +443,13 @@ fn configure_connection(plan: &Plan, conn: c_int, program: OptSet, applies: bool
     }
 }
 
+/// Before `close()`.
+pub fn closing(fd: c_int) {
+    if PLAN.get().is_some() {
+        fd_table::forget(fd);
+    }
+}
+
 /// After a successful `setsockopt()` by the program.
 pub fn program_set_option(fd: c_int, level: c_int, name: c_int, value: OptionValue) {
     let Some(plan) = PLAN.get() else { return };

@@ -85,6 +85,8 @@ real_functions! {
         = libc::SYS_accept, hook: crate::hooks::accept;
     accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
         = libc::SYS_accept4, hook: crate::hooks::accept4;
+    close(fd: c_int) -> c_int
+        = libc::SYS_close, hook: crate::hooks::close;
 }
 
 /// The local (`getsockname`) or remote (`getpeername`) address of a socket.
@@ -273,7 +275,7 @@ pub fn open_append(path: &CStr) -> Option<c_int> {
 
 pub fn close(fd: c_int) {
     // SAFETY: only called on a descriptor this library opened itself.
-    let _ = unsafe { libc::close(fd) };
+    let _ = unsafe { real::close(fd) };
 }
 
 /// `(device, inode)` of an open descriptor and whether it is a socket.
