@@ -67,6 +67,7 @@ fn library_exports_only_the_hooks() {
         [
             "accept",
             "accept4",
+            "close",
             "connect",
             "listen",
             "setsockopt",
