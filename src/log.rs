@@ -26,22 +26,14 @@ static STDERR_OK: AtomicBool = AtomicBool::new(false);
 static STDERR_DEV: AtomicU64 = AtomicU64::new(0);
 static STDERR_INO: AtomicU64 = AtomicU64::new(0);
 
-/// The log file's path, NUL-terminated.
-struct LogPath {
-    bytes: [u8; 4096],
-}
-static LOG_FILE: InitOnce<LogPath> = InitOnce::new();
+/// The log file's path (kept by the caller for the process's lifetime).
+static LOG_FILE: InitOnce<&'static CStr> = InitOnce::new();
 
 /// Sets the level and destination. Called once, from the constructor.
-pub fn init(level: Level, log_file: Option<&[u8]>) {
+pub fn init(level: Level, log_file: Option<&'static CStr>) {
     LEVEL.store(level as u8, Ordering::Relaxed);
     if let Some(path) = log_file {
-        let mut bytes = [0u8; 4096];
-        // The config parser accepted at most 4095 bytes, so the NUL fits.
-        if let Some(dst) = bytes.get_mut(..path.len()) {
-            dst.copy_from_slice(path);
-            LOG_FILE.set(LogPath { bytes });
-        }
+        LOG_FILE.set(path);
     }
     if let Some((dev, ino, is_socket)) = sys::file_identity(2) {
         if !is_socket {
@@ -79,9 +71,6 @@ pub fn line(level: Level, body: impl FnOnce(&mut Line)) {
 
 fn write_line(bytes: &[u8]) {
     if let Some(path) = LOG_FILE.get() {
-        let Ok(path) = CStr::from_bytes_until_nul(&path.bytes) else {
-            return;
-        };
         if let Some(fd) = sys::open_append(path) {
             sys::write_once(fd, bytes);
             sys::close(fd);

@@ -51,3 +51,37 @@ impl<T> InitOnce<T> {
         }
     }
 }
+
+/// A value handed out mutably exactly once: the constructor's scratch
+/// buffers live here, in zeroed .bss, instead of on the stack. Every 4 KiB
+/// of a stack frame costs a stack-probe page fault in every process that
+/// starts; an untouched .bss page costs nothing.
+#[repr(C)] // the flag first: next to the other small statics, not 20 KiB on
+pub struct ClaimOnce<T> {
+    claimed: AtomicU8,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: only the one caller that wins the swap ever gets a reference.
+unsafe impl<T: Send> Sync for ClaimOnce<T> {}
+
+impl<T> ClaimOnce<T> {
+    pub const fn new(value: T) -> Self {
+        ClaimOnce {
+            claimed: AtomicU8::new(0),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// The value, the first time only.
+    // A `&mut` from `&self` is this type's purpose: the swap makes it unique.
+    #[allow(clippy::mut_from_ref)]
+    pub fn claim(&'static self) -> Option<&'static mut T> {
+        if self.claimed.swap(1, Ordering::AcqRel) != 0 {
+            return None;
+        }
+        // SAFETY: the swap above succeeds for exactly one caller, so this
+        // mutable reference is unique for the rest of the program.
+        Some(unsafe { &mut *self.value.get() })
+    }
+}

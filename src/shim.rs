@@ -33,7 +33,7 @@ use keepalive_shim_config::{
 
 use crate::fd_table::{self, FdState};
 use crate::log::{self, Line};
-use crate::once::InitOnce;
+use crate::once::{ClaimOnce, InitOnce};
 use crate::options::{Opt, OptSet};
 use crate::sys::{self, Destination, ErrnoGuard, OptionValue};
 
@@ -101,11 +101,25 @@ static PLAN: InitOnce<Plan> = InitOnce::new();
 /// process opens its first TCP socket. Processes that never do, such as the
 /// shell and helper processes a program spawns, stay quiet; a child forked
 /// after the warning does not repeat it.
-static WARNINGS: InitOnce<LineBuf<2048>> = InitOnce::new();
+static WARNINGS: InitOnce<&'static LineBuf<2048>> = InitOnce::new();
 static WARNED: AtomicBool = AtomicBool::new(false);
 
-/// The config file is read into a buffer of this size on the constructor's stack.
-const MAX_CONFIG_FILE: usize = 16 * 1024;
+/// The constructor's large buffers (see [`ClaimOnce`]).
+struct Scratch {
+    path: [u8; 4096],
+    /// The log file's path, NUL-terminated, for the process's lifetime.
+    log_path: [u8; 4096],
+    /// The warnings' text, kept for the process's first TCP socket.
+    warnings: LineBuf<2048>,
+    /// The config file is read whole into this.
+    file: [u8; 16 * 1024],
+}
+static SCRATCH: ClaimOnce<Scratch> = ClaimOnce::new(Scratch {
+    path: [0; 4096],
+    log_path: [0; 4096],
+    warnings: LineBuf::new(),
+    file: [0; 16 * 1024],
+});
 /// At most this many diagnostics are kept for the warning text.
 const MAX_DIAGNOSTICS: usize = 16;
 
@@ -127,47 +141,47 @@ pub fn load(
     };
     let env = EnvView::collect(env.map(shorten), &mut report);
 
-    let mut warnings = LineBuf::<2048>::new();
     let (path, explicit) = env.config_path(secure);
-    let mut path_buf = [0u8; 4097];
-    let mut file_buf = [0u8; MAX_CONFIG_FILE];
-    let mut file = None;
-    if let Some(dst) = path_buf.get_mut(..path.len()) {
-        dst.copy_from_slice(path);
-    }
-    if let Ok(cpath) = core::ffi::CStr::from_bytes_until_nul(&path_buf) {
-        match sys::read_file(cpath, &mut file_buf) {
-            Ok(n) => {
-                let contents = file_buf.get(..n).unwrap_or(&[]);
-                file = Some(FileView::parse(path, contents, &mut report));
-            }
-            Err(libc::ENOENT) if !explicit => {} // no /etc/keepalive-shim.conf: fine
-            Err(errno) => {
-                warnings.put(b"cannot read the config file ");
-                keepalive_shim_config::put_escaped(&mut warnings, path, 256);
-                warnings.put(if errno == libc::EFBIG {
-                    b" (over 16 KiB)"
-                } else {
-                    b": errno "
-                });
-                if errno != libc::EFBIG {
-                    put_int(&mut warnings, errno);
-                }
-                warnings.put(b"; it is ignored\n");
-            }
-        }
-    }
+    let Some(scratch) = SCRATCH.claim() else {
+        return;
+    }; // loaded twice: the first load counts
+    let Scratch {
+        path: path_buf,
+        log_path,
+        warnings,
+        file: file_buf,
+    } = scratch;
+    let (file, file_error) = match sys::read_file(path, path_buf, file_buf) {
+        Ok(contents) => (Some(FileView::parse(path, contents, &mut report)), None),
+        Err(libc::ENOENT) if !explicit => (None, None), // no /etc/keepalive-shim.conf: fine
+        Err(errno) => (None, Some(errno)),
+    };
     let config = resolve(&env, file.as_ref(), secure, &mut report);
-    for d in diagnostics.iter().flatten() {
-        d.write(&config, &mut warnings);
-        warnings.put(b"\n");
-    }
-    if count > MAX_DIAGNOSTICS {
-        warnings.put(b"more configuration problems; see keepalive-shim check\n");
-    }
-    log::init(config.log_level, config.log_file);
-    if !warnings.is_empty() {
-        WARNINGS.set(warnings);
+    let log_file = config
+        .log_file
+        .and_then(|p| sys::nul_terminated(p, log_path));
+    log::init(config.log_level, log_file);
+    // Most processes have nothing to say: the text is only built if they do.
+    if count > 0 || file_error.is_some() {
+        if let Some(errno) = file_error {
+            warnings.put(b"cannot read the config file ");
+            keepalive_shim_config::put_escaped(warnings, path, 256);
+            if errno == libc::EFBIG {
+                warnings.put(b" (over 16 KiB)");
+            } else {
+                warnings.put(b": errno ");
+                put_int(warnings, errno);
+            }
+            warnings.put(b"; it is ignored\n");
+        }
+        for d in diagnostics.iter().flatten() {
+            d.write(&config, warnings);
+            warnings.put(b"\n");
+        }
+        if count > MAX_DIAGNOSTICS {
+            warnings.put(b"more configuration problems; see keepalive-shim check\n");
+        }
+        WARNINGS.set(&*warnings);
     }
 
     if config.enabled && program_allowed(&config, argc, argv) {

@@ -15,12 +15,46 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use keepalive_shim_config::{Ip, SockAddr};
 use libc::{sockaddr, socklen_t};
 
-// Bind `dlsym` to its oldest version (glibc 2.2.5, in libdl.so.2 before
-// glibc 2.34 and kept in libc.so.6 since) instead of the GLIBC_2.34 default,
-// so that the library loads on older systems (RHEL 8 has glibc 2.28). A
-// missing symbol version would stop the host program from starting.
-// build.rs adds libdl.so.2 to the needed libraries for the same reason.
-core::arch::global_asm!(".symver dlsym, dlsym@GLIBC_2.2.5");
+// `dlsym`, bound to its oldest version (GLIBC_2.2.5) instead of the
+// GLIBC_2.34 default, and as a *weak* reference, read through a hidden data
+// word so that an unresolved symbol is a null value rather than a call to
+// address 0. Since glibc 2.34 libc.so.6 provides it; before, it lives in
+// libdl.so.2, which many programs do not load: there the word is null and
+// the hooks make the raw syscalls instead of calling the next library's
+// function. Either way the library needs nothing newer than GLIBC_2.16 and
+// no second library (loading libdl.so.2 in every process would cost more
+// start-up time than everything else the library does).
+core::arch::global_asm!(
+    ".weak dlsym",
+    ".symver dlsym, dlsym@GLIBC_2.2.5",
+    ".pushsection .data.rel.ro.keepalive_shim_dlsym, \"aw\"",
+    ".p2align 3",
+    ".globl keepalive_shim_dlsym",
+    ".hidden keepalive_shim_dlsym",
+    "keepalive_shim_dlsym:",
+    ".quad dlsym",
+    ".popsection",
+);
+
+extern "C" {
+    /// The address of `dlsym`, or 0 where the running glibc has none loaded.
+    static keepalive_shim_dlsym: usize;
+}
+
+type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
+
+/// `dlsym(RTLD_NEXT, name)`, or null where `dlsym` is not available.
+fn next_symbol(name: &CStr) -> *mut c_void {
+    // SAFETY: a word of read-only data, filled in by the dynamic linker.
+    let address = unsafe { core::ptr::read_volatile(&raw const keepalive_shim_dlsym) };
+    if address == 0 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a non-zero value is the address of glibc's `dlsym`, of this type.
+    let dlsym: DlsymFn = unsafe { core::mem::transmute::<usize, DlsymFn>(address) };
+    // SAFETY: `name` is NUL-terminated; RTLD_NEXT is a valid pseudo-handle.
+    unsafe { dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
 
 /// Declares the table of real functions: a typed caller per function, with
 /// the raw syscall as fallback, and one place that resolves them all.
@@ -35,11 +69,11 @@ macro_rules! real_functions {
         /// Resolves every real function. Called once, from the constructor.
         pub fn resolve_real_functions() {
             $(
-                // SAFETY: dlsym with a NUL-terminated name has no
-                // preconditions; a null result is handled by the fallback.
-                let found = unsafe {
-                    libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr().cast())
-                };
+                // A null result is handled by the syscall fallback.
+                let found = next_symbol(
+                    // SAFETY: the literal ends with its only NUL.
+                    unsafe { CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
+                );
                 // Never store our own hook: calling it would recurse forever.
                 let ours = $hook as *const () as *mut c_void;
                 if found != ours {
@@ -94,14 +128,13 @@ pub fn socket_address(fd: c_int, remote: bool) -> Option<SockAddr> {
     let mut storage = core::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = core::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
     let addr = storage.as_mut_ptr().cast::<sockaddr>();
-    // SAFETY: `addr` points to a sockaddr_storage of `len` bytes.
-    let rc = unsafe {
-        if remote {
-            libc::getpeername(fd, addr, &mut len)
-        } else {
-            libc::getsockname(fd, addr, &mut len)
-        }
+    let call = if remote {
+        libc::SYS_getpeername
+    } else {
+        libc::SYS_getsockname
     };
+    // SAFETY: `addr` points to a sockaddr_storage of `len` bytes.
+    let rc = unsafe { libc::syscall(call, fd as c_long, addr, &raw mut len) };
     if rc != 0 {
         return None;
     }
@@ -133,29 +166,27 @@ impl OptionValue {
     }
 }
 
-/// Reads a whole small file into `buf`. `Err(errno)` if it cannot be read,
-/// `Err(EFBIG)` if it does not fit.
-pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, c_int> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
-        )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
+/// Reads a whole small file into `buf`. `path_buf` is scratch space for
+/// the NUL-terminated path. `Err(errno)` if it cannot be read, `Err(EFBIG)`
+/// if it does not fit.
+pub fn read_file<'b>(
+    path: &[u8],
+    path_buf: &mut [u8],
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], c_int> {
+    let fd = with_c_path(path, path_buf, |path| {
+        // SAFETY: `path` is NUL-terminated.
+        unsafe { libc::syscall(libc::SYS_open, path.as_ptr(), OPEN_READ as c_long) }
+    })?;
+    let fd = c_int::try_from(fd).map_err(|_| libc::EBADF)?;
     let mut filled = 0usize;
     let result = loop {
-        let Some(rest) = buf.get_mut(filled..) else {
+        let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
             break Err(libc::EFBIG);
         };
-        if rest.is_empty() {
-            break Err(libc::EFBIG);
-        }
         // SAFETY: `rest` is a writable slice of the stated length.
-        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
+        let n =
+            unsafe { libc::syscall(libc::SYS_read, fd as c_long, rest.as_mut_ptr(), rest.len()) };
         match usize::try_from(n) {
             Ok(0) => break Ok(filled),
             Ok(n) => filled = filled.saturating_add(n),
@@ -164,16 +195,54 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, c_int> {
         }
     };
     close(fd);
-    result
+    let filled = result?;
+    Ok(buf.get(..filled).unwrap_or(&[]))
+}
+
+const OPEN_READ: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+const OPEN_APPEND: c_int =
+    libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+
+/// Calls `f` with `path` as a NUL-terminated string, copied into `buf`
+/// (the default config path needs no copy). `Err(ENAMETOOLONG)` if it does
+/// not fit; `Err(errno)` if `f` returns a negative value.
+fn with_c_path(
+    path: &[u8],
+    buf: &mut [u8],
+    f: impl FnOnce(&CStr) -> c_long,
+) -> Result<c_long, c_int> {
+    const DEFAULT: &CStr = c"/etc/keepalive-shim.conf";
+    let c_path = if path == DEFAULT.to_bytes() {
+        DEFAULT
+    } else {
+        nul_terminated(path, buf).ok_or(libc::ENAMETOOLONG)?
+    };
+    let rc = f(c_path);
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `path` copied into `buf` with a NUL after it; `None` if it does not fit
+/// or contains a NUL.
+pub fn nul_terminated<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
+    let dst = buf.get_mut(..=path.len())?;
+    let (text, nul) = dst.split_at_mut(path.len());
+    text.copy_from_slice(path);
+    nul.fill(0);
+    CStr::from_bytes_with_nul(dst).ok()
 }
 
 /// The basename of `/proc/self/exe`, in `buf`.
 pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
     // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
     let n = unsafe {
-        libc::readlink(
+        libc::syscall(
+            libc::SYS_readlink,
             c"/proc/self/exe".as_ptr(),
-            buf.as_mut_ptr().cast(),
+            buf.as_mut_ptr(),
             buf.len(),
         )
     };
@@ -220,7 +289,16 @@ pub fn get_int_option(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
     let mut value: c_int = 0;
     let mut len = core::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: both out-pointers point at live stack variables of the stated size.
-    let rc = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &mut len) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            &raw mut value,
+            &raw mut len,
+        )
+    };
     (rc == 0).then_some(value)
 }
 
@@ -255,22 +333,28 @@ pub fn secure_execution() -> bool {
 
 pub fn getpid() -> c_int {
     // SAFETY: no preconditions.
-    unsafe { libc::getpid() }
+    unsafe { libc::syscall(libc::SYS_getpid) as c_int }
 }
 
 /// One `write()`; a short or failed write is dropped (a log line is not worth
 /// retrying inside someone else's program).
 pub fn write_once(fd: c_int, bytes: &[u8]) {
     // SAFETY: the pointer and length describe a live slice.
-    let _ = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    let _ = unsafe { libc::syscall(libc::SYS_write, fd as c_long, bytes.as_ptr(), bytes.len()) };
 }
 
 /// Opens a NUL-terminated path for appending, close-on-exec.
 pub fn open_append(path: &CStr) -> Option<c_int> {
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: `path` is NUL-terminated; the mode argument is an int as open expects.
-    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
-    (fd >= 0).then_some(fd)
+    // SAFETY: `path` is NUL-terminated; flags and mode are plain integers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open,
+            path.as_ptr(),
+            OPEN_APPEND as c_long,
+            0o644 as c_long,
+        )
+    };
+    c_int::try_from(fd).ok().filter(|fd| *fd >= 0)
 }
 
 pub fn close(fd: c_int) {

@@ -23,7 +23,9 @@ pub const MAX_RULES: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Net {
     V4 { addr: u32, prefix: u8 },
-    V6 { addr: u128, prefix: u8 },
+    // Bytes, not u128: a u128 would align every rule to 16 bytes, and the
+    // lists are copied on the library's small constructor stack.
+    V6 { addr: [u8; 16], prefix: u8 },
 }
 
 /// One entry: an optional address block and a port range.
@@ -49,9 +51,12 @@ impl Rule {
                 prefix,
                 32,
             ),
-            (Some(Net::V6 { addr, prefix }), Ip::V6(ip)) => {
-                same_prefix(addr, u128::from_be_bytes(ip), prefix, 128)
-            }
+            (Some(Net::V6 { addr, prefix }), Ip::V6(ip)) => same_prefix(
+                u128::from_be_bytes(addr),
+                u128::from_be_bytes(ip),
+                prefix,
+                128,
+            ),
             _ => false,
         }
     }
@@ -74,7 +79,7 @@ impl Rule {
             Some(Net::V6 { addr, prefix }) => {
                 out.put(b"[");
                 SockAddr {
-                    ip: Ip::V6(addr.to_be_bytes()),
+                    ip: Ip::V6(addr),
                     port: 0,
                 }
                 .write_ip(out);
@@ -178,7 +183,7 @@ fn parse_rule(s: &[u8]) -> Option<Rule> {
         let (block, rest) = inner.split_at(close);
         let (addr, prefix) = split_prefix(block, 128)?;
         let net = Net::V6 {
-            addr: u128::from_be_bytes(parse_ipv6(addr)?),
+            addr: parse_ipv6(addr)?,
             prefix,
         };
         (net, rest.get(1..).unwrap_or(&[]))
