@@ -168,6 +168,8 @@ pub fn load(
             keepalive_shim_config::put_escaped(warnings, path, 256);
             if errno == libc::EFBIG {
                 warnings.put(b" (over 16 KiB)");
+            } else if errno == libc::EINVAL {
+                warnings.put(b" (not a regular file)");
             } else {
                 warnings.put(b": errno ");
                 put_int(warnings, errno);

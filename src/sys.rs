@@ -166,40 +166,66 @@ impl OptionValue {
     }
 }
 
-/// Reads a whole small file into `buf`. `path_buf` is scratch space for
-/// the NUL-terminated path. `Err(errno)` if it cannot be read, `Err(EFBIG)`
-/// if it does not fit.
+/// Reads a whole small regular file into `buf`. `path_buf` is scratch
+/// space for the NUL-terminated path. `Err(errno)` if it cannot be read,
+/// `Err(EFBIG)` if it does not fit, `Err(EINVAL)` if it is not a regular
+/// file: a FIFO or a terminal would block the program's start, and
+/// `/dev/stdin` would swallow its input.
 pub fn read_file<'b>(
     path: &[u8],
     path_buf: &mut [u8],
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], c_int> {
     let fd = with_c_path(path, path_buf, |path| {
-        // SAFETY: `path` is NUL-terminated.
+        // SAFETY: `path` is NUL-terminated. O_NONBLOCK: opening a FIFO
+        // does not wait for a writer.
         unsafe { libc::syscall(libc::SYS_open, path.as_ptr(), OPEN_READ as c_long) }
     })?;
     let fd = c_int::try_from(fd).map_err(|_| libc::EBADF)?;
-    let mut filled = 0usize;
-    let result = loop {
-        let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
-            break Err(libc::EFBIG);
-        };
-        // SAFETY: `rest` is a writable slice of the stated length.
-        let n =
-            unsafe { libc::syscall(libc::SYS_read, fd as c_long, rest.as_mut_ptr(), rest.len()) };
-        match usize::try_from(n) {
-            Ok(0) => break Ok(filled),
-            Ok(n) => filled = filled.saturating_add(n),
-            Err(_) if errno() == libc::EINTR => continue,
-            Err(_) => break Err(errno()),
-        }
+    let result = match file_type(fd) {
+        Some(libc::S_IFREG) => read_all(fd, buf),
+        Some(_) => Err(libc::EINVAL),
+        None => Err(errno()),
     };
     close(fd);
     let filled = result?;
     Ok(buf.get(..filled).unwrap_or(&[]))
 }
 
-const OPEN_READ: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY;
+/// Reads until end of file; `Err(EFBIG)` if the file is larger than `buf`.
+fn read_all(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
+    let mut filled = 0usize;
+    loop {
+        let mut probe = [0u8; 1];
+        // A full buffer: one more byte tells a file of exactly its size
+        // from a larger one.
+        let rest = match buf.get_mut(filled..) {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => &mut probe[..],
+        };
+        let room = rest.len();
+        // SAFETY: `rest` is a writable slice of the stated length.
+        let n = unsafe { libc::syscall(libc::SYS_read, fd as c_long, rest.as_mut_ptr(), room) };
+        match usize::try_from(n) {
+            Ok(0) => return Ok(filled),
+            Ok(_) if filled >= buf.len() => return Err(libc::EFBIG),
+            Ok(n) => filled = filled.saturating_add(n),
+            Err(_) if errno() == libc::EINTR => continue,
+            Err(_) => return Err(errno()),
+        }
+    }
+}
+
+/// The `S_IFMT` bits of an open descriptor's mode.
+fn file_type(fd: c_int) -> Option<u32> {
+    let mut st = core::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a writable `struct stat` for the kernel to fill.
+    let rc = unsafe { libc::syscall(libc::SYS_fstat, fd as c_long, st.as_mut_ptr()) };
+    // SAFETY: zeroed, then filled by the kernel on success.
+    (rc == 0).then(|| unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
+}
+
+const OPEN_READ: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 const OPEN_APPEND: c_int =
     libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
 

@@ -339,15 +339,28 @@ def test_bad_config_files_warn_and_never_crash(listener, tmp_path):
         "binary": (tmp_path / "bin.conf", "not a KEY=value line"),
         "huge": (tmp_path / "huge.conf", "over 16 KiB"),
     }
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    cases["fifo"] = (fifo, "not a regular file")
+    cases["stdin"] = (pathlib.Path("/dev/stdin"), "not a regular file")
     (tmp_path / "bad.conf").write_text("this is not a setting\nKEEPALIVE_SHIM_COUNT=3\n")
     (tmp_path / "bin.conf").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "huge.conf").write_text("# padding\n" * 4000)
     for name, (path, warning) in cases.items():
+        r = run([sys.executable, "-c", "import socket, sys; socket.socket(); print(sys.stdin.read(), end='')"],
+                shim_env(config=path), input="program input\n", timeout=20)
+        assert r.returncode == 0 and r.stdout == "program input\n", (name, r.stdout)  # stdin untouched
         r = probe(args, shim_env(config=path))
         assert r.returncode == 0, name
         assert json.loads(r.stdout)["SO_KEEPALIVE"] == 1, name
         assert warning in r.stderr, (name, r.stderr)
     assert json.loads(probe(args, shim_env(config=tmp_path / "bad.conf")).stdout)["TCP_KEEPCNT"] == 3
+    # Exactly 16 KiB is accepted; one byte more is not.
+    exact = tmp_path / "exact.conf"
+    exact.write_text("#" * (16384 - len("KEEPALIVE_SHIM_COUNT=5\n") - 1) + "\nKEEPALIVE_SHIM_COUNT=5\n")
+    assert exact.stat().st_size == 16384
+    r = probe(args, shim_env(config=exact))
+    assert json.loads(r.stdout)["TCP_KEEPCNT"] == 5 and r.stderr == ""
 
 
 @pytest.mark.parametrize("variables,expected", [

@@ -248,6 +248,21 @@ except OSError as e:  # Python's own timeout has no errno; the kernel's is ETIME
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def test_chains_to_the_next_preloaded_library(listener, tmp_path):
+    """The real functions are found with dlsym(RTLD_NEXT): a library preloaded
+    after the shim still sees the calls, and the shim still applies."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    require(gcc is not None, "a C compiler is needed")
+    nextlib = tmp_path / "libnext.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(nextlib),
+                    str(ROOT / "tests" / "programs" / "next_socket.c"), "-ldl"], check=True)
+    env = shim_env(**SETTINGS)
+    env["LD_PRELOAD"] = f"{env['LD_PRELOAD']}:{nextlib}"
+    r = probe(["connect", "127.0.0.1", str(listener)], env)
+    assert json.loads(r.stdout) == EXPECTED
+    assert "next-socket called" in r.stderr
+
+
 # --- never harm the host program ---------------------------------------------
 
 def test_errno_preserved_in_python(listener, closed_port):

@@ -4,7 +4,7 @@
 declare -A PROVIDES=(
   [curl]=curl [iproute2]=ip [nftables]=nft [tcpdump]=tcpdump [conntrack]=conntrack
   [binutils]=nm [gcc]=gcc [libc6-dev]=/usr/include/stdio.h [nodejs]=node
-  [openjdk-17-jdk-headless]=javac
+  [openjdk-17-jdk-headless]=javac [postgresql-client]=psql [util-linux]=setpriv
 )
 
 install_apt_packages() {
