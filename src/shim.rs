@@ -428,16 +428,7 @@ pub fn accepted(listener: c_int, conn: c_int) {
         // Completed its handshake before the listener was configured.
         return configure_connection(plan, conn, program, true);
     }
-    fd_table::store(conn, FdState::decided(applied, program));
-    if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
-        log_socket(
-            plan,
-            conn,
-            Role::Accepted(sys::socket_address(conn, true)),
-            applied,
-            program,
-        );
-    }
+    record_connection(plan, conn, applied, program);
 }
 
 /// Applies the options (if `applies`) to an accepted connection itself.
@@ -447,15 +438,15 @@ fn configure_connection(plan: &Plan, conn: c_int, program: OptSet, applies: bool
     } else {
         OptSet::EMPTY
     };
+    record_connection(plan, conn, applied, program);
+}
+
+/// Stores an accepted connection's state and writes its one line.
+fn record_connection(plan: &Plan, conn: c_int, applied: OptSet, program: OptSet) {
     fd_table::store(conn, FdState::decided(applied, program));
     if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
-        log_socket(
-            plan,
-            conn,
-            Role::Accepted(sys::socket_address(conn, true)),
-            applied,
-            program,
-        );
+        let peer = sys::socket_address(conn, true);
+        log_socket(plan, conn, Role::Accepted(peer), applied, program);
     }
 }
 
