@@ -6,6 +6,8 @@
 //!   `accept4`, `setsockopt`, `close`; each is the real call plus one call
 //!   into `shim`.
 //! - [`shim`]: what happens to a socket: classify, decide, apply, log.
+//! - [`load`]: the constructor's work: environment, config file, warnings.
+//! - [`plan`]: the configuration as the hooks use it.
 //! - [`options`]: the socket options the shim manages.
 //! - [`fd_table`]: per-descriptor state, in atomics.
 //! - [`log`]: lock-free, allocation-free logging that only writes to the
@@ -33,15 +35,17 @@
 
 mod fd_table;
 pub mod hooks;
+mod load;
 mod log;
 mod once;
 mod options;
+mod plan;
 mod shim;
 mod sys;
 
 /// Runs when the library is loaded, before `main`: resolves the real libc
 /// functions and reads the configuration, once.
-extern "C" fn load(
+extern "C" fn on_load(
     argc: core::ffi::c_int,
     argv: *const *const core::ffi::c_char,
     envp: *const *const core::ffi::c_char,
@@ -50,7 +54,7 @@ extern "C" fn load(
     // SAFETY: glibc calls `.init_array` entries with the process's initial
     // environment block (or null, which `Environment` treats as empty).
     let env = unsafe { sys::Environment::from_envp(envp) };
-    shim::load(env, argc, argv, sys::secure_execution());
+    load::load(env, argc, argv, sys::secure_execution());
 }
 
 #[used]
@@ -59,7 +63,7 @@ static LOAD: extern "C" fn(
     core::ffi::c_int,
     *const *const core::ffi::c_char,
     *const *const core::ffi::c_char,
-) = load;
+) = on_load;
 
 /// Never reached: the library contains no panicking code, and the release
 /// build is checked to contain no reference to this handler. Should that

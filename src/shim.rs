@@ -24,206 +24,16 @@
 //! In force mode, a program's `setsockopt()` of a managed option succeeds as
 //! usual, and the shim then sets its own value again.
 
-use core::ffi::{c_char, c_int};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ffi::c_int;
 
-use keepalive_shim_config::{
-    resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Mode, RuleList, Sink, SockAddr,
-};
+use keepalive_shim_config::{Level, Mode, Sink, SockAddr};
 
 use crate::fd_table::{self, FdState};
+use crate::load;
 use crate::log::{self, Line};
-use crate::once::{ClaimOnce, InitOnce};
 use crate::options::{Opt, OptSet};
+use crate::plan::{self, Plan};
 use crate::sys::{self, Destination, ErrnoGuard, OptionValue};
-
-/// The configuration as the hooks need it, fixed at load.
-struct Plan {
-    /// The value of each [`Opt`], by index; `None`: the shim leaves it alone.
-    values: [Option<c_int>; 5],
-    mode: Mode,
-    include: RuleList,
-    exclude: RuleList,
-}
-
-impl Plan {
-    fn new(c: &Config<'_>) -> Plan {
-        let secs = |s: u32| c_int::try_from(s).ok();
-        Plan {
-            values: [
-                Some(1),
-                secs(c.idle_s),
-                secs(c.interval_s),
-                secs(c.count),
-                c.user_timeout_ms().and_then(|ms| c_int::try_from(ms).ok()),
-            ],
-            mode: c.mode,
-            include: c.include,
-            exclude: c.exclude,
-        }
-    }
-
-    fn value(&self, opt: Opt) -> Option<c_int> {
-        self.values.get(opt as usize).copied().flatten()
-    }
-
-    fn has_filters(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
-    }
-
-    /// EXCLUDE wins; an empty INCLUDE matches everything. An unknown address
-    /// (not IP) matches only when there are no filters.
-    fn applies_to(&self, addr: Option<SockAddr>) -> bool {
-        match addr {
-            None => !self.has_filters(),
-            Some(a) => {
-                (self.include.is_empty() || self.include.find(&a).is_some())
-                    && self.exclude.find(&a).is_none()
-            }
-        }
-    }
-
-    /// Options the shim must not touch on a socket where the program set `program`.
-    fn skip(&self, program: OptSet) -> OptSet {
-        match self.mode {
-            Mode::Respect => program,
-            Mode::Force => OptSet::EMPTY,
-        }
-    }
-}
-
-/// Set at load when the shim is on (and the program is allowed); `None`
-/// means every call passes straight through.
-static PLAN: InitOnce<Plan> = InitOnce::new();
-
-/// Configuration warnings, formatted at load (the environment they quote
-/// may be overwritten later, e.g. by setproctitle) and printed when the
-/// process opens its first TCP socket. Processes that never do, such as the
-/// shell and helper processes a program spawns, stay quiet; a child forked
-/// after the warning does not repeat it.
-static WARNINGS: InitOnce<&'static LineBuf<2048>> = InitOnce::new();
-static WARNED: AtomicBool = AtomicBool::new(false);
-
-/// The constructor's large buffers (see [`ClaimOnce`]).
-struct Scratch {
-    path: [u8; 4096],
-    /// The log file's path, NUL-terminated, for the process's lifetime.
-    log_path: [u8; 4096],
-    /// The warnings' text, kept for the process's first TCP socket.
-    warnings: LineBuf<2048>,
-    /// The config file is read whole into this.
-    file: [u8; 16 * 1024],
-}
-static SCRATCH: ClaimOnce<Scratch> = ClaimOnce::new(Scratch {
-    path: [0; 4096],
-    log_path: [0; 4096],
-    warnings: LineBuf::new(),
-    file: [0; 16 * 1024],
-});
-/// At most this many diagnostics are kept for the warning text.
-const MAX_DIAGNOSTICS: usize = 16;
-
-/// Reads the configuration (once: this runs in the constructor) and arms
-/// the hooks.
-pub fn load(
-    env: impl Iterator<Item = (&'static [u8], &'static [u8])>,
-    argc: c_int,
-    argv: *const *const c_char,
-    secure: bool,
-) {
-    let mut diagnostics: [Option<Diagnostic<'_>>; MAX_DIAGNOSTICS] = [None; MAX_DIAGNOSTICS];
-    let mut count = 0usize;
-    let mut report = |d| {
-        if let Some(slot) = diagnostics.get_mut(count) {
-            *slot = Some(d);
-        }
-        count = count.saturating_add(1);
-    };
-    let env = EnvView::collect(env.map(shorten), &mut report);
-
-    let (path, explicit) = env.config_path(secure);
-    let Some(scratch) = SCRATCH.claim() else {
-        return;
-    }; // loaded twice: the first load counts
-    let Scratch {
-        path: path_buf,
-        log_path,
-        warnings,
-        file: file_buf,
-    } = scratch;
-    let (file, file_error) = match sys::read_file(path, path_buf, file_buf) {
-        Ok(contents) => (Some(FileView::parse(path, contents, &mut report)), None),
-        Err(libc::ENOENT) if !explicit => (None, None), // no /etc/keepalive-shim.conf: fine
-        Err(errno) => (None, Some(errno)),
-    };
-    let config = resolve(&env, file.as_ref(), secure, &mut report);
-    let log_file = config
-        .log_file
-        .and_then(|p| sys::nul_terminated(p, log_path));
-    log::init(config.log_level, log_file);
-    // Most processes have nothing to say: the text is only built if they do.
-    if count > 0 || file_error.is_some() {
-        if let Some(errno) = file_error {
-            warnings.put(b"cannot read the config file ");
-            keepalive_shim_config::put_escaped(warnings, path, 256);
-            if errno == libc::EFBIG {
-                warnings.put(b" (over 16 KiB)");
-            } else if errno == libc::EINVAL {
-                warnings.put(b" (not a regular file)");
-            } else {
-                warnings.put(b": errno ");
-                put_int(warnings, errno);
-            }
-            warnings.put(b"; it is ignored\n");
-        }
-        for d in diagnostics.iter().flatten() {
-            d.write(&config, warnings);
-            warnings.put(b"\n");
-        }
-        if count > MAX_DIAGNOSTICS {
-            warnings.put(b"more configuration problems; see keepalive-shim check\n");
-        }
-        WARNINGS.set(&*warnings);
-    }
-
-    if config.enabled && program_allowed(&config, argc, argv) {
-        PLAN.set(Plan::new(&config));
-    }
-}
-
-/// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
-/// `argv[0]` (looked up only when the list is set: every exec pays for it).
-fn program_allowed(config: &Config<'_>, argc: c_int, argv: *const *const c_char) -> bool {
-    if config.programs.names().is_empty() {
-        return true;
-    }
-    let mut exe_buf = [0u8; 4096];
-    let exe = sys::executable_name(&mut exe_buf).unwrap_or(&[]);
-    // SAFETY: the constructor's argc/argv.
-    let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
-    config.program_allowed(&[exe, arg0])
-}
-
-/// The environment lives for the whole process, but diagnostics also borrow
-/// the config file's buffer on the constructor's stack: one lifetime for both.
-fn shorten<'a>(pair: (&'static [u8], &'static [u8])) -> (&'a [u8], &'a [u8]) {
-    pair
-}
-
-/// Prints the configuration warnings, the first time a TCP socket is seen.
-fn warn_once() {
-    let Some(text) = WARNINGS.get() else { return };
-    if WARNED.load(Ordering::Relaxed) || WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    for warning in text
-        .as_bytes()
-        .split(|&b| b == b'\n')
-        .filter(|w| !w.is_empty())
-    {
-        log::line(Level::Warn, |b| b.put(warning));
-    }
-}
 
 fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
     matches!(domain, libc::AF_INET | libc::AF_INET6)
@@ -233,7 +43,7 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
 
 /// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
-    let Some(plan) = PLAN.get() else { return };
+    let Some(plan) = plan::get() else { return };
     if fd < 0 {
         return;
     }
@@ -241,7 +51,7 @@ pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
         return fd_table::store(fd, FdState::NOT_TCP);
     }
     let _errno = ErrnoGuard::save();
-    warn_once();
+    load::warn_once();
     if plan.has_filters() {
         // The destination decides, at connect() or listen().
         return fd_table::store(fd, FdState::UNDECIDED_TCP);
@@ -266,7 +76,7 @@ enum Role {
 /// Before the real `connect()`, so that the options are in place before
 /// the SYN leaves.
 pub fn before_connect(fd: c_int, dest: Destination) {
-    let Some(plan) = PLAN.get() else { return };
+    let Some(plan) = plan::get() else { return };
     let Some(mut state) = fd_table::get(fd) else {
         return;
     };
@@ -281,7 +91,7 @@ pub fn before_connect(fd: c_int, dest: Destination) {
         if !socket_is_tcp(fd) {
             return fd_table::store(fd, FdState::NOT_TCP);
         }
-        warn_once();
+        load::warn_once();
         state = state.as_undecided_tcp();
     }
     if !state.tcp() {
@@ -295,7 +105,7 @@ pub fn before_connect(fd: c_int, dest: Destination) {
 /// them. With filters, each accepted connection is decided on its own (see
 /// [`accepted`]), so the listening socket itself is left alone.
 pub fn before_listen(fd: c_int) {
-    let Some(plan) = PLAN.get() else { return };
+    let Some(plan) = plan::get() else { return };
     let Some(state) = fd_table::get(fd) else {
         return;
     };
@@ -307,7 +117,7 @@ pub fn before_listen(fd: c_int) {
         if !socket_is_tcp(fd) {
             return fd_table::store(fd, FdState::NOT_TCP);
         }
-        warn_once();
+        load::warn_once();
         let state = state.as_undecided_tcp();
         fd_table::store(fd, state);
         state
@@ -376,7 +186,7 @@ fn settle(
 /// reached (a server bound to `0.0.0.0` is reached at a real address), and
 /// the options are applied to it directly.
 pub fn accepted(listener: c_int, conn: c_int) {
-    let Some(plan) = PLAN.get() else { return };
+    let Some(plan) = plan::get() else { return };
     if conn < 0 {
         return;
     }
@@ -391,7 +201,7 @@ pub fn accepted(listener: c_int, conn: c_int) {
             fd_table::store(listener, FdState::NOT_TCP);
             return fd_table::store(conn, FdState::NOT_TCP);
         }
-        warn_once();
+        load::warn_once();
         state = state.as_undecided_tcp();
         fd_table::store(listener, state);
         if !plan.has_filters() {
@@ -452,14 +262,14 @@ fn record_connection(plan: &Plan, conn: c_int, applied: OptSet, program: OptSet)
 
 /// Before `close()`.
 pub fn closing(fd: c_int) {
-    if PLAN.get().is_some() {
+    if plan::get().is_some() {
         fd_table::forget(fd);
     }
 }
 
 /// After a successful `setsockopt()` by the program.
 pub fn program_set_option(fd: c_int, level: c_int, name: c_int, value: OptionValue) {
-    let Some(plan) = PLAN.get() else { return };
+    let Some(plan) = plan::get() else { return };
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
@@ -594,7 +404,7 @@ fn put_option(b: &mut Line, opt: Opt, value: c_int) {
     put_int(b, value);
 }
 
-fn put_int(b: &mut impl Sink, n: c_int) {
+pub fn put_int(b: &mut impl Sink, n: c_int) {
     if n < 0 {
         b.put(b"-");
     }

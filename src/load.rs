@@ -1,0 +1,136 @@
+//! What the constructor does, once per process: read the environment and
+//! the config file, resolve the configuration, keep its warnings for later,
+//! and arm the hooks (see [`crate::plan`]).
+
+use core::ffi::{c_char, c_int};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Sink};
+
+use crate::log;
+use crate::once::{ClaimOnce, InitOnce};
+use crate::plan::{self, Plan};
+use crate::sys;
+
+/// Configuration warnings, formatted at load (the environment they quote
+/// may be overwritten later, e.g. by setproctitle) and printed when the
+/// process opens its first TCP socket. Processes that never do, such as the
+/// shell and helper processes a program spawns, stay quiet; a child forked
+/// after the warning does not repeat it.
+static WARNINGS: InitOnce<&'static LineBuf<2048>> = InitOnce::new();
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// The constructor's large buffers (see [`ClaimOnce`]).
+struct Scratch {
+    path: [u8; 4096],
+    /// The log file's path, NUL-terminated, for the process's lifetime.
+    log_path: [u8; 4096],
+    /// The warnings' text, kept for the process's first TCP socket.
+    warnings: LineBuf<2048>,
+    /// The config file is read whole into this.
+    file: [u8; 16 * 1024],
+}
+static SCRATCH: ClaimOnce<Scratch> = ClaimOnce::new(Scratch {
+    path: [0; 4096],
+    log_path: [0; 4096],
+    warnings: LineBuf::new(),
+    file: [0; 16 * 1024],
+});
+/// At most this many diagnostics are kept for the warning text.
+const MAX_DIAGNOSTICS: usize = 16;
+
+/// Reads the configuration (once: this runs in the constructor) and arms
+/// the hooks.
+pub fn load(
+    env: impl Iterator<Item = (&'static [u8], &'static [u8])>,
+    argc: c_int,
+    argv: *const *const c_char,
+    secure: bool,
+) {
+    let mut diagnostics: [Option<Diagnostic<'_>>; MAX_DIAGNOSTICS] = [None; MAX_DIAGNOSTICS];
+    let mut count = 0usize;
+    let mut report = |d| {
+        if let Some(slot) = diagnostics.get_mut(count) {
+            *slot = Some(d);
+        }
+        count = count.saturating_add(1);
+    };
+    let env = EnvView::collect(env, &mut report);
+
+    let (path, explicit) = env.config_path(secure);
+    let Some(scratch) = SCRATCH.claim() else {
+        return;
+    }; // loaded twice: the first load counts
+    let Scratch {
+        path: path_buf,
+        log_path,
+        warnings,
+        file: file_buf,
+    } = scratch;
+    let (file, file_error) = match sys::read_file(path, path_buf, file_buf) {
+        Ok(contents) => (Some(FileView::parse(path, contents, &mut report)), None),
+        Err(libc::ENOENT) if !explicit => (None, None), // no /etc/keepalive-shim.conf: fine
+        Err(errno) => (None, Some(errno)),
+    };
+    let config = resolve(&env, file.as_ref(), secure, &mut report);
+    let log_file = config
+        .log_file
+        .and_then(|p| sys::nul_terminated(p, log_path));
+    log::init(config.log_level, log_file);
+    // Most processes have nothing to say: the text is only built if they do.
+    if count > 0 || file_error.is_some() {
+        if let Some(errno) = file_error {
+            warnings.put(b"cannot read the config file ");
+            keepalive_shim_config::put_escaped(warnings, path, 256);
+            if errno == libc::EFBIG {
+                warnings.put(b" (over 16 KiB)");
+            } else if errno == libc::EINVAL {
+                warnings.put(b" (not a regular file)");
+            } else {
+                warnings.put(b": errno ");
+                crate::shim::put_int(warnings, errno);
+            }
+            warnings.put(b"; it is ignored\n");
+        }
+        for d in diagnostics.iter().flatten() {
+            d.write(&config, warnings);
+            warnings.put(b"\n");
+        }
+        if count > MAX_DIAGNOSTICS {
+            warnings.put(b"more configuration problems; see keepalive-shim check\n");
+        }
+        WARNINGS.set(&*warnings);
+    }
+
+    if config.enabled && program_allowed(&config, argc, argv) {
+        plan::set(Plan::new(&config));
+    }
+}
+
+/// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
+/// `argv[0]` (looked up only when the list is set: every exec pays for it).
+fn program_allowed(config: &Config<'_>, argc: c_int, argv: *const *const c_char) -> bool {
+    if config.programs.names().is_empty() {
+        return true;
+    }
+    let mut exe_buf = [0u8; 4096];
+    let exe = sys::executable_name(&mut exe_buf).unwrap_or(&[]);
+    // SAFETY: the constructor's argc/argv.
+    let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
+    config.program_allowed(&[exe, arg0])
+}
+
+/// Prints the configuration warnings, the first time a TCP socket is seen.
+pub fn warn_once() {
+    let Some(text) = WARNINGS.get() else { return };
+    if WARNED.load(Ordering::Relaxed) || WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    for warning in text
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter(|w| !w.is_empty())
+    {
+        log::line(Level::Warn, |b| b.put(warning));
+    }
+}

@@ -1,0 +1,78 @@
+//! The configuration as the hooks use it: fixed at load, read lock-free.
+
+use core::ffi::c_int;
+
+use keepalive_shim_config::{Config, Mode, RuleList, SockAddr};
+
+use crate::once::InitOnce;
+use crate::options::{Opt, OptSet};
+
+/// The configuration as the hooks need it, fixed at load.
+pub struct Plan {
+    /// The value of each [`Opt`], by index; `None`: the shim leaves it alone.
+    values: [Option<c_int>; 5],
+    pub mode: Mode,
+    include: RuleList,
+    exclude: RuleList,
+}
+
+impl Plan {
+    pub fn new(c: &Config<'_>) -> Plan {
+        let secs = |s: u32| c_int::try_from(s).ok();
+        Plan {
+            values: [
+                Some(1),
+                secs(c.idle_s),
+                secs(c.interval_s),
+                secs(c.count),
+                c.user_timeout_ms().and_then(|ms| c_int::try_from(ms).ok()),
+            ],
+            mode: c.mode,
+            include: c.include,
+            exclude: c.exclude,
+        }
+    }
+
+    pub fn value(&self, opt: Opt) -> Option<c_int> {
+        self.values.get(opt as usize).copied().flatten()
+    }
+
+    pub fn has_filters(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// EXCLUDE wins; an empty INCLUDE matches everything. An unknown address
+    /// (not IP) matches only when there are no filters.
+    pub fn applies_to(&self, addr: Option<SockAddr>) -> bool {
+        match addr {
+            None => !self.has_filters(),
+            Some(a) => {
+                (self.include.is_empty() || self.include.find(&a).is_some())
+                    && self.exclude.find(&a).is_none()
+            }
+        }
+    }
+
+    /// Options the shim must not touch on a socket where the program set `program`.
+    pub fn skip(&self, program: OptSet) -> OptSet {
+        match self.mode {
+            Mode::Respect => program,
+            Mode::Force => OptSet::EMPTY,
+        }
+    }
+}
+
+/// Set at load when the shim is on (and the program is allowed); `None`
+/// means every call passes straight through.
+static PLAN: InitOnce<Plan> = InitOnce::new();
+
+/// The plan, or `None` before load, when the shim is off, or in a program
+/// that `KEEPALIVE_SHIM_PROGRAMS` leaves out.
+pub fn get() -> Option<&'static Plan> {
+    PLAN.get()
+}
+
+/// Arms the hooks. Called once, from the constructor.
+pub fn set(plan: Plan) {
+    PLAN.set(plan);
+}
