@@ -160,10 +160,11 @@ fn settle(
     address: impl Fn() -> Option<SockAddr>,
     role: fn(Option<SockAddr>) -> Role,
 ) {
-    let _errno = ErrnoGuard::save();
+    // The common case (decided at socket(), not logging) makes no call at all.
     let (applied, program) = if state.is_decided() {
         (state.applied(), state.program_set())
     } else {
+        let _errno = ErrnoGuard::save();
         let program = state.program_set();
         let applied = if plan.applies_to(address()) {
             apply(plan, fd, plan.skip(program))
@@ -174,6 +175,7 @@ fn settle(
         (applied, program)
     };
     if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+        let _errno = ErrnoGuard::save();
         log_socket(plan, fd, role(address()), applied, program);
     }
 }
