@@ -163,3 +163,33 @@ def test_help_lists_every_variable_and_flag():
         assert var in from_table.stdout
     for flag in ("--idle", "--interval", "--count", "--user-timeout", "--log ", "--log-file"):
         assert flag in from_table.stdout
+
+
+def test_readme_systemd_drop_in_works(tmp_path):
+    """The README's systemd drop-in, its Environment= lines applied the way
+    systemd does (space-separated assignments, later ones win), with the
+    library path pointed at the build: the service's sockets get the options."""
+    import re
+    import shlex
+    import socket
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```ini\n(\[Service\]\n.*?)```", readme, re.S).group(1)
+    env = clean_env()
+    for line in block.splitlines():
+        if line.startswith("Environment="):
+            for assignment in shlex.split(line[len("Environment="):]):
+                key, _, value = assignment.partition("=")
+                env[key] = value
+    assert env["LD_PRELOAD"].endswith("libkeepalive_shim.so")
+    env["LD_PRELOAD"] = str(LIB)  # where this checkout built it
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    r = run([sys.executable, PROBE, "connect", "127.0.0.1", str(srv.getsockname()[1])], env)
+    srv.close()
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    # Not the defaults (60/10/6): the drop-in's values really arrived.
+    assert (got["SO_KEEPALIVE"], got["TCP_KEEPIDLE"], got["TCP_KEEPINTVL"], got["TCP_KEEPCNT"]) == (1, 45, 15, 4)
+    assert got["TCP_USER_TIMEOUT"] == (45 + 15 * 4) * 1000
+    assert "TCP_KEEPCNT=4" in r.stderr  # LOG=info: the one line per socket, for the journal
