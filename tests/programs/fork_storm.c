@@ -17,29 +17,13 @@
 static struct sockaddr_in addr;
 static struct expected want;
 static volatile int stop;
-static long thread_connects, thread_configured, thread_failed;
+static struct tally threads_total;
 
 static void *churn(void *arg) {
     (void)arg;
-    long connects = 0, ok = 0, failed = 0;
-    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) {
-            failed++;
-            continue;
-        }
-        if (connect(fd, (struct sockaddr *)&addr, sizeof addr)) {
-            failed++;
-            close(fd);
-            continue;
-        }
-        connects++;
-        ok += configured(fd, &want);
-        close_reset(fd);
-    }
-    __atomic_add_fetch(&thread_connects, connects, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&thread_configured, ok, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&thread_failed, failed, __ATOMIC_RELAXED);
+    struct tally t = {0};
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) connect_checked(&addr, &want, &t);
+    tally_add(&threads_total, &t);
     return NULL;
 }
 
@@ -50,12 +34,6 @@ static void child(void) {
     int ok = configured(fd, &want);
     close_reset(fd);
     _exit(ok ? 0 : 3);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv) {
@@ -94,6 +72,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
     stop_acceptor(acc, lfd);
     printf("forks=%d hung=%d bad_children=%d thread_connects=%ld thread_configured=%ld thread_failed=%ld\n", forks,
-           hung, bad, thread_connects, thread_configured, thread_failed);
+           hung, bad, threads_total.connects, threads_total.configured, threads_total.failed);
     return 0;
 }

@@ -61,12 +61,6 @@ static void *watchdog(void *arg) {
     }
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv) {
     if (argc != 7) {
         fprintf(stderr, "usage: %s SECONDS INTERVAL_US IDLE INTVL CNT UTO\n", argv[0]);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef TCP_USER_TIMEOUT
@@ -108,6 +109,44 @@ static inline void parse_expected(char **argv, struct expected *e) {
     e->intvl = atoi(argv[1]);
     e->cnt = atoi(argv[2]);
     e->uto = atoi(argv[3]);
+}
+
+
+/* Connection counters of one worker thread. */
+struct tally {
+    long connects, configured, failed;
+};
+
+/* One socket() + connect() through the hooks, checked and closed. */
+static inline void connect_checked(const struct sockaddr_in *addr, const struct expected *want,
+                                   struct tally *t) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        t->failed++;
+        return;
+    }
+    if (connect(fd, (const struct sockaddr *)addr, sizeof *addr)) {
+        if (++t->failed <= 3) fprintf(stderr, "connect: %s\n", strerror(errno));
+        close(fd);
+        return;
+    }
+    t->connects++;
+    t->configured += configured(fd, want);
+    close_reset(fd);
+}
+
+/* Adds a worker's tally to the totals. */
+static inline void tally_add(struct tally *total, const struct tally *t) {
+    __atomic_add_fetch(&total->connects, t->connects, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&total->configured, t->configured, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&total->failed, t->failed, __ATOMIC_RELAXED);
+}
+
+/* Monotonic seconds. */
+static inline double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 #endif

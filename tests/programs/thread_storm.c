@@ -11,31 +11,13 @@
 static struct sockaddr_in addr;
 static struct expected want;
 static long per_thread;
-static long total_connects, total_configured, total_failed;
+static struct tally total;
 
 static void *worker(void *arg) {
     (void)arg;
-    long connects = 0, ok = 0, failed = 0;
-    for (long i = 0; i < per_thread; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) {
-            failed++;
-            continue;
-        }
-        if (connect(fd, (struct sockaddr *)&addr, sizeof addr)) {
-            failed++;
-            if (failed <= 3) fprintf(stderr, "connect: %s\n", strerror(errno));
-            close(fd);
-            continue;
-        } else {
-            connects++;
-            ok += configured(fd, &want);
-        }
-        close_reset(fd);
-    }
-    __atomic_add_fetch(&total_connects, connects, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&total_configured, ok, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&total_failed, failed, __ATOMIC_RELAXED);
+    struct tally t = {0};
+    for (long i = 0; i < per_thread; i++) connect_checked(&addr, &want, &t);
+    tally_add(&total, &t);
     return NULL;
 }
 
@@ -54,7 +36,7 @@ int main(int argc, char **argv) {
         if (pthread_create(&t[i], NULL, worker, NULL)) die("pthread_create");
     for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
     stop_acceptor(acc, lfd);
-    printf("connects=%ld configured=%ld failed=%ld port=%d\n", total_connects, total_configured, total_failed,
+    printf("connects=%ld configured=%ld failed=%ld port=%d\n", total.connects, total.configured, total.failed,
            ntohs(addr.sin_port));
     return 0;
 }
