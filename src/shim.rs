@@ -70,6 +70,9 @@ enum Role {
     Peer(Option<SockAddr>),
     Listen(Option<SockAddr>),
     Accepted(Option<SockAddr>),
+    /// Closed without connect() or listen().
+    Unconnected,
+    /// Beyond the descriptor table: logged at socket(), before any peer.
     Unknown,
 }
 
@@ -262,11 +265,23 @@ fn record_connection(plan: &Plan, conn: c_int, applied: OptSet, program: OptSet)
     }
 }
 
-/// Before `close()`.
+/// Before `close()`. A socket the shim changed that never connected or
+/// listened gets its one line now.
 pub fn closing(fd: c_int) {
-    if plan::get().is_some() {
-        fd_table::forget(fd);
+    let Some(plan) = plan::get() else { return };
+    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+        if let Some(state) = fd_table::get(fd) {
+            let _errno = ErrnoGuard::save();
+            log_socket(
+                plan,
+                fd,
+                Role::Unconnected,
+                state.applied(),
+                state.program_set(),
+            );
+        }
     }
+    fd_table::forget(fd);
 }
 
 /// After a successful `setsockopt()` by the program.
@@ -366,11 +381,14 @@ fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptS
             Role::Peer(a) => (b" peer=", a),
             Role::Listen(a) => (b" listen=", a),
             Role::Accepted(a) => (b" accepted=", a),
+            Role::Unconnected => (b" unconnected", None),
             Role::Unknown => (b"", None),
         };
         if let Some(a) = addr {
             b.put(label);
             a.write(b);
+        } else if matches!(role, Role::Unconnected) {
+            b.put(label);
         }
         if applied.is_empty() && plan.has_filters() {
             b.put(b" left alone (filters)");

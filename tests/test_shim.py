@@ -120,10 +120,13 @@ def test_socket_kinds(listener):
     for name in ("udp4", "udp6", "unix_stream", "unix_dgram", "raw_icmp", "raw_tcp", "packet"):
         assert got[name]["SO_KEEPALIVE"] == 0, name
     assert got["udp4"]["after_connect"] == 0
-    # One info line per changed socket: the three connected TCP sockets
-    # (tcp6 is never connected, so its line is never due).
+    # Exactly one info line per changed socket: the three connected TCP
+    # sockets at connect(), and tcp6, never connected, when it is closed.
     lines = log_lines(r.stderr)
-    assert len(lines) == 3, r.stderr
+    assert len(lines) == 4, r.stderr
+    assert sum(" peer=127.0.0.1:" in ln for ln in lines) == 3
+    assert sum(re.fullmatch(r"fd=\d+ unconnected SO_KEEPALIVE=1 TCP_KEEPIDLE=7 TCP_KEEPINTVL=3 "
+                            r"TCP_KEEPCNT=4 TCP_USER_TIMEOUT=19000", ln) is not None for ln in lines) == 1
 
 
 def test_ipv6_loopback():
