@@ -46,7 +46,9 @@ show() { # show TITLE CMD...: run the worker, show its socket and ss's timer
   local lport
   lport=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["local_port"])' "$report")
   python3 -c 'import json,sys; o=json.loads(sys.argv[1])["options"]; print("socket options:  " + " ".join(f"{k}={v}" for k, v in o.items()))' "$report"
-  if [[ -s $tmp/err ]]; then echo "shim log:        $(cat "$tmp/err")"; fi
+  # One line per socket the shim changed (urllib3 also opens, and never
+  # connects, a socket to probe for IPv6: that one is "unconnected").
+  if [[ -s $tmp/err ]]; then sed '1s/^/shim log:        /; 2,$s/^/                 /' "$tmp/err"; fi
   local ss_out timer
   ss_out=$(ss -tnoi state established "( sport = :$lport )" | tail -n +2)
   timer=$(grep -o 'timer:([^)]*)' <<<"$ss_out" | head -n 1 || true)
