@@ -13,7 +13,8 @@
 //! - [`log`]: lock-free, allocation-free logging that only writes to the
 //!   stderr the process started with, or to its own log file.
 //! - [`sys`]: the real libc functions and every FFI call.
-//! - [`once`]: the write-once cell that holds the configuration.
+//! - [`once`]: the write-once cell that holds the configuration, and the
+//!   claim-once cell for the constructor's scratch buffers.
 //!
 //! The configuration table itself is the `keepalive-shim-config` crate,
 //! shared with the `keepalive-shim` command.

@@ -22,6 +22,7 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The constructor's large buffers (see [`ClaimOnce`]).
 struct Scratch {
+    /// The config file's path, NUL-terminated; later the executable's path.
     path: [u8; 4096],
     /// The log file's path, NUL-terminated, for the process's lifetime.
     log_path: [u8; 4096],
@@ -58,9 +59,10 @@ pub fn load(
     let env = EnvView::collect(env, &mut report);
 
     let (path, explicit) = env.config_path(secure);
+    // Loaded twice (it cannot be, but): the first load counts.
     let Some(scratch) = SCRATCH.claim() else {
         return;
-    }; // loaded twice: the first load counts
+    };
     let Scratch {
         path: path_buf,
         log_path,
@@ -102,19 +104,24 @@ pub fn load(
         WARNINGS.set(&*warnings);
     }
 
-    if config.enabled && program_allowed(&config, argc, argv) {
+    // The config path's buffer is free again: it holds the executable's path.
+    if config.enabled && program_allowed(&config, argc, argv, path_buf) {
         plan::set(Plan::new(&config));
     }
 }
 
 /// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
 /// `argv[0]` (looked up only when the list is set: every exec pays for it).
-fn program_allowed(config: &Config<'_>, argc: c_int, argv: *const *const c_char) -> bool {
+fn program_allowed(
+    config: &Config<'_>,
+    argc: c_int,
+    argv: *const *const c_char,
+    exe_buf: &mut [u8],
+) -> bool {
     if config.programs.names().is_empty() {
         return true;
     }
-    let mut exe_buf = [0u8; 4096];
-    let exe = sys::executable_name(&mut exe_buf).unwrap_or(&[]);
+    let exe = sys::executable_name(exe_buf).unwrap_or(&[]);
     // SAFETY: the constructor's argc/argv.
     let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
     config.program_allowed(&[exe, arg0])

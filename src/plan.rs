@@ -2,7 +2,7 @@
 
 use core::ffi::c_int;
 
-use keepalive_shim_config::{Config, Mode, RuleList, SockAddr};
+use keepalive_shim_config::{Config, Filters, Mode, SockAddr};
 
 use crate::once::InitOnce;
 use crate::options::{Opt, OptSet};
@@ -12,8 +12,7 @@ pub struct Plan {
     /// The value of each [`Opt`], by index; `None`: the shim leaves it alone.
     values: [Option<c_int>; 5],
     pub mode: Mode,
-    include: RuleList,
-    exclude: RuleList,
+    filters: Filters,
 }
 
 impl Plan {
@@ -28,8 +27,7 @@ impl Plan {
                 c.user_timeout_ms().and_then(|ms| c_int::try_from(ms).ok()),
             ],
             mode: c.mode,
-            include: c.include,
-            exclude: c.exclude,
+            filters: c.filters(),
         }
     }
 
@@ -38,18 +36,15 @@ impl Plan {
     }
 
     pub fn has_filters(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
+        self.filters.is_set()
     }
 
-    /// EXCLUDE wins; an empty INCLUDE matches everything. An unknown address
-    /// (not IP) matches only when there are no filters.
+    /// Whether the filters let a socket with this address have the options.
+    /// An unknown address (not IP) passes only when there are no filters.
     pub fn applies_to(&self, addr: Option<SockAddr>) -> bool {
         match addr {
             None => !self.has_filters(),
-            Some(a) => {
-                (self.include.is_empty() || self.include.find(&a).is_some())
-                    && self.exclude.find(&a).is_none()
-            }
+            Some(a) => self.filters.decide(&a).applies,
         }
     }
 

@@ -381,14 +381,15 @@ fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptS
             Role::Peer(a) => (b" peer=", a),
             Role::Listen(a) => (b" listen=", a),
             Role::Accepted(a) => (b" accepted=", a),
-            Role::Unconnected => (b" unconnected", None),
+            Role::Unconnected => {
+                b.put(b" unconnected");
+                (b"", None)
+            }
             Role::Unknown => (b"", None),
         };
         if let Some(a) = addr {
             b.put(label);
             a.write(b);
-        } else if matches!(role, Role::Unconnected) {
-            b.put(label);
         }
         if applied.is_empty() && plan.has_filters() {
             b.put(b" left alone (filters)");

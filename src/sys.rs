@@ -216,13 +216,18 @@ fn read_all(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
     }
 }
 
-/// The `S_IFMT` bits of an open descriptor's mode.
-fn file_type(fd: c_int) -> Option<u32> {
+/// `fstat(2)` by raw syscall: glibc only exports `fstat` since 2.33.
+fn fstat(fd: c_int) -> Option<libc::stat> {
     let mut st = core::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: `st` is a writable `struct stat` for the kernel to fill.
     let rc = unsafe { libc::syscall(libc::SYS_fstat, fd as c_long, st.as_mut_ptr()) };
     // SAFETY: zeroed, then filled by the kernel on success.
-    (rc == 0).then(|| unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
+    (rc == 0).then(|| unsafe { st.assume_init() })
+}
+
+/// The `S_IFMT` bits of an open descriptor's mode.
+fn file_type(fd: c_int) -> Option<u32> {
+    fstat(fd).map(|st| st.st_mode & libc::S_IFMT)
 }
 
 const OPEN_READ: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
@@ -389,18 +394,13 @@ pub fn close(fd: c_int) {
 }
 
 /// `(device, inode)` of an open descriptor and whether it is a socket.
-/// Uses the raw syscall: glibc only exports `fstat` since 2.33.
 pub fn file_identity(fd: c_int) -> Option<(u64, u64, bool)> {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `st` is a writable `struct stat` for the kernel to fill.
-    let rc = unsafe { libc::syscall(libc::SYS_fstat, fd as c_long, st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: the kernel filled the struct (and it was zeroed before).
-    let st = unsafe { st.assume_init() };
-    let is_socket = st.st_mode & libc::S_IFMT == libc::S_IFSOCK;
-    Some((st.st_dev, st.st_ino, is_socket))
+    let st = fstat(fd)?;
+    Some((
+        st.st_dev,
+        st.st_ino,
+        st.st_mode & libc::S_IFMT == libc::S_IFSOCK,
+    ))
 }
 
 /// Terminates the process with SIGABRT. Only the panic handler calls it,

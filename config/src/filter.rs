@@ -171,6 +171,43 @@ impl RuleList {
     }
 }
 
+/// INCLUDE and EXCLUDE together: the one place that decides whether a
+/// destination gets the options (the library's hooks and `check --to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Filters {
+    pub include: RuleList,
+    pub exclude: RuleList,
+}
+
+/// Whether a destination gets the options, and which entries decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub applies: bool,
+    /// The INCLUDE entry that matched (`None` with no INCLUDE list).
+    pub included_by: Option<Rule>,
+    /// The EXCLUDE entry that matched.
+    pub excluded_by: Option<Rule>,
+}
+
+impl Filters {
+    /// True if any filter is set.
+    pub fn is_set(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// EXCLUDE wins over INCLUDE; an empty INCLUDE matches everything.
+    pub fn decide(&self, dest: &SockAddr) -> Decision {
+        let included_by = self.include.find(dest).copied();
+        let excluded_by = self.exclude.find(dest).copied();
+        let included = self.include.is_empty() || included_by.is_some();
+        Decision {
+            applies: included && excluded_by.is_none(),
+            included_by,
+            excluded_by,
+        }
+    }
+}
+
 fn parse_rule(s: &[u8]) -> Option<Rule> {
     if let Some(ports) = s.strip_prefix(b":") {
         return Some(Rule {

@@ -28,12 +28,12 @@ mod resolve;
 mod settings;
 mod text;
 
-pub use filter::{parse_ipv4, parse_ipv6, Net, Rule, RuleList, MAX_RULES};
+pub use filter::{parse_ipv4, parse_ipv6, Decision, Filters, Net, Rule, RuleList, MAX_RULES};
 pub use net::{Ip, SockAddr};
 pub use parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
 pub use resolve::{
-    put_source, put_value, resolve, resolve_env, Config, Decision, Diagnostic, EnvView, FileView,
-    Origin, ProgramList, Source, Value,
+    put_source, put_value, resolve, resolve_env, Config, Diagnostic, EnvView, FileView, Origin,
+    ProgramList, Source, Value,
 };
 pub use settings::{
     markdown_table, setting, setting_by_var, Key, Kind, Level, Mode, Setting, UserTimeout,

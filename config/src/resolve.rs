@@ -6,7 +6,7 @@
 //! config file, then the default. An invalid value is reported and the next
 //! source is used, as if it were unset.
 
-use crate::filter::{Rule, RuleList};
+use crate::filter::{Decision, Filters, RuleList};
 use crate::net::SockAddr;
 use crate::parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
 use crate::settings::{setting, Key, Kind, Level, Mode, Setting, UserTimeout};
@@ -165,16 +165,6 @@ pub struct Config<'a> {
     sources: [Source; N],
 }
 
-/// Whether a destination gets the options, and which entries decided it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub applies: bool,
-    /// The INCLUDE entry that matched (`None` with no INCLUDE list).
-    pub included_by: Option<Rule>,
-    /// The EXCLUDE entry that matched.
-    pub excluded_by: Option<Rule>,
-}
-
 impl<'a> Config<'a> {
     /// Every setting at its default, parsed from the table.
     pub fn defaults() -> Config<'a> {
@@ -252,22 +242,23 @@ impl<'a> Config<'a> {
             .saturating_add(u64::from(self.idle_s))
     }
 
+    /// The destination filters.
+    pub fn filters(&self) -> Filters {
+        Filters {
+            include: self.include,
+            exclude: self.exclude,
+        }
+    }
+
     /// True if destination filters are set: decisions wait for `connect()`.
     pub fn has_filters(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
+        self.filters().is_set()
     }
 
     /// Whether a connection to `dest` (a server: its local address) gets
-    /// the options. EXCLUDE wins over INCLUDE; an empty INCLUDE matches all.
+    /// the options.
     pub fn decide(&self, dest: &SockAddr) -> Decision {
-        let included_by = self.include.find(dest).copied();
-        let excluded_by = self.exclude.find(dest).copied();
-        let included = self.include.is_empty() || included_by.is_some();
-        Decision {
-            applies: included && excluded_by.is_none(),
-            included_by,
-            excluded_by,
-        }
+        self.filters().decide(dest)
     }
 
     /// Whether the shim is active in a program known by these names
