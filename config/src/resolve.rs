@@ -173,7 +173,7 @@ impl<'a> Config<'a> {
             idle_s: 0,
             interval_s: 0,
             count: 0,
-            user_timeout: UserTimeout::Auto,
+            user_timeout: UserTimeout::Off,
             mode: Mode::Respect,
             include: RuleList::EMPTY,
             exclude: RuleList::EMPTY,
@@ -227,10 +227,11 @@ impl<'a> Config<'a> {
         match self.user_timeout {
             UserTimeout::Off => None,
             UserTimeout::Millis(ms) => Some(ms),
-            UserTimeout::Auto => {
-                let ms = self.detection_s().saturating_mul(1000).min(i32::MAX as u64);
-                u32::try_from(ms).ok()
-            }
+            UserTimeout::Auto => Some(UserTimeout::auto_ms(
+                self.idle_s,
+                self.interval_s,
+                self.count,
+            )),
         }
     }
 
@@ -783,8 +784,10 @@ mod tests {
         assert!(d.is_empty());
         assert!(c.enabled);
         assert_eq!((c.idle_s, c.interval_s, c.count), (60, 10, 6));
-        assert_eq!(c.user_timeout, UserTimeout::Auto);
-        assert_eq!(c.user_timeout_ms(), Some(120_000));
+        // Off by default: a user timeout can end a live connection whose
+        // reader keeps its window closed.
+        assert_eq!(c.user_timeout, UserTimeout::Off);
+        assert_eq!(c.user_timeout_ms(), None);
         assert_eq!(c.mode, Mode::Respect);
         assert!(!c.has_filters());
         assert_eq!(c.log_level, Level::Warn);
@@ -881,7 +884,7 @@ mod tests {
                 assert_eq!(c.source(key), Source::Default, "{var}={value:?}");
                 assert!(c.enabled);
                 assert_eq!((c.idle_s, c.interval_s, c.count), (60, 10, 6));
-                assert_eq!(c.user_timeout, UserTimeout::Auto);
+                assert_eq!(c.user_timeout, UserTimeout::Off);
                 assert_eq!(c.mode, Mode::Respect);
                 assert_eq!(c.log_level, Level::Warn);
                 assert_eq!(c.log_file, None);
@@ -895,6 +898,7 @@ mod tests {
             ("KEEPALIVE_SHIM_IDLE", "junk"),
             ("KEEPALIVE_SHIM_INTERVAL", "3"),
             ("KEEPALIVE_SHIM_COUNT", "4"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "auto"),
         ]);
         assert_eq!(d.len(), 1);
         // auto is computed from the effective values, after the fallback.
@@ -950,6 +954,7 @@ mod tests {
             ("KEEPALIVE_SHIM_IDLE", "32767"),
             ("KEEPALIVE_SHIM_INTERVAL", "32767"),
             ("KEEPALIVE_SHIM_COUNT", "127"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "auto"),
         ]);
         assert_eq!(c.user_timeout_ms(), Some(i32::MAX as u32));
         let (c, _) = run(&[("KEEPALIVE_SHIM_USER_TIMEOUT", "off")]);
@@ -959,7 +964,12 @@ mod tests {
     #[test]
     fn compatibility_variables_and_precedence() {
         // libkeepalive's variables alone.
-        let (c, d) = run(&[("KEEPIDLE", "20"), ("KEEPINTVL", "4"), ("KEEPCNT", "3")]);
+        let (c, d) = run(&[
+            ("KEEPIDLE", "20"),
+            ("KEEPINTVL", "4"),
+            ("KEEPCNT", "3"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "auto"),
+        ]);
         assert!(d.is_empty());
         assert_eq!((c.idle_s, c.interval_s, c.count), (20, 4, 3));
         assert_eq!(c.user_timeout_ms(), Some(32_000)); // compat values feed auto

@@ -74,6 +74,22 @@ pub enum UserTimeout {
     Millis(u32),
 }
 
+impl UserTimeout {
+    /// The `auto` value for one socket, in milliseconds: (idle + interval x
+    /// count) seconds from the socket's *effective* keepalive values (the
+    /// program's own where it set them), capped at `i32::MAX` (the kernel
+    /// takes a non-negative `int`). A user timeout shorter than the socket's
+    /// own probing period would abort a healthy connection after one lost
+    /// probe ACK.
+    pub fn auto_ms(idle_s: u32, interval_s: u32, count: u32) -> u32 {
+        let s = u64::from(interval_s)
+            .saturating_mul(u64::from(count))
+            .saturating_add(u64::from(idle_s));
+        let ms = s.saturating_mul(1000).min(MAX_USER_TIMEOUT_MS as u64);
+        u32::try_from(ms).unwrap_or(MAX_USER_TIMEOUT_MS)
+    }
+}
+
 /// Log levels, in increasing verbosity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -215,12 +231,12 @@ pub const SETTINGS: &[Setting] = &[
             min_ms: 1,
             max_ms: MAX_USER_TIMEOUT_MS,
         },
-        default: "auto",
-        default_doc: "`auto` = (idle + interval × count) s, set in ms",
-        accepted: "`auto`, `off`, or a duration from 1 ms to 2147483647 ms (`5000ms`, `30s`, `2m`)",
+        default: "off",
+        default_doc: "`off` (not set)",
+        accepted: "`off`; `auto` = (idle + interval × count) s from each socket's effective values, in ms; or a duration from 1 ms to 2147483647 ms (`5000ms`, `30s`, `2m`)",
         flag: Some("user-timeout"),
         value_name: "DURATION|auto|off",
-        help: "How long sent data may stay unacknowledged before the connection is dropped.",
+        help: "Opt-in. Sent data unacknowledged this long fails the connection (bounded, instead of ~15 min of retransmissions); but a live peer that keeps its receive window closed this long is disconnected too.",
     },
     Setting {
         key: Key::Mode,

@@ -736,6 +736,7 @@ fn edges() {
         (&b"KEEPALIVE_SHIM_IDLE"[..], &b"32767"[..]),
         (b"KEEPALIVE_SHIM_INTERVAL", b"32767"),
         (b"KEEPALIVE_SHIM_COUNT", b"127"),
+        (b"KEEPALIVE_SHIM_USER_TIMEOUT", b"auto"),
     ];
     let c = resolve_env(max.iter().copied(), &mut |d| diags.push(d));
     assert!(diags.is_empty(), "{diags:?}");
