@@ -2,6 +2,7 @@
 //! configuration. Flags, help and validation all come from the settings
 //! table in `keepalive-shim-config`, the same code the library parses with.
 
+mod attach;
 mod check;
 mod run;
 
@@ -99,6 +100,7 @@ fn cli() -> Command {
                 )
                 .after_help(variables_help()),
         )
+        .subcommand(attach::command())
 }
 
 fn main() -> ExitCode {
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
     match matches.subcommand() {
         Some(("run", m)) => run::run(m),
         Some(("check", m)) => check::check(m),
+        Some(("attach", m)) => attach::attach(m),
         _ => ExitCode::from(2),
     }
 }

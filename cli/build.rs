@@ -1,0 +1,67 @@
+//! Compiles the `attach` command's BPF programs (`bpf/keepalive.bpf.c`) with
+//! clang into `$OUT_DIR/keepalive.bpf.o`, which the CLI embeds.
+//!
+//! Without clang or the libbpf headers the CLI still builds: the object is
+//! left empty, `KEEPALIVE_SHIM_BPF_MISSING` says why, and `attach` prints
+//! that reason and how to get a full build. `CLANG` names another compiler.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SOURCE: &str = "bpf/keepalive.bpf.c";
+
+fn main() {
+    println!("cargo:rerun-if-changed={SOURCE}");
+    println!("cargo:rerun-if-env-changed=CLANG");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let object = out_dir.join("keepalive.bpf.o");
+    let missing = match compile(&object) {
+        Ok(()) => String::new(),
+        Err(why) => {
+            println!("cargo:warning=keepalive-shim attach is built without its BPF program: {why}");
+            fs::write(&object, b"").expect("cannot write to OUT_DIR");
+            why
+        }
+    };
+    println!("cargo:rustc-env=KEEPALIVE_SHIM_BPF_MISSING={missing}");
+}
+
+fn compile(object: &Path) -> Result<(), String> {
+    let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_owned());
+    let headers = ["/usr/include/bpf/bpf_helpers.h", "/usr/include/linux/bpf.h"];
+    if let Some(h) = headers.iter().find(|h| !Path::new(h).exists()) {
+        return Err(format!("{h} is missing (package libbpf-dev)"));
+    }
+    let mut cmd = Command::new(&clang);
+    // The BPF target has no multiarch include path of its own: asm/types.h
+    // lives under the host's triplet directory on Debian and Ubuntu.
+    if let Some(dir) = multiarch_include() {
+        cmd.arg("-I").arg(dir);
+    }
+    cmd.args([
+        "-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c", SOURCE, "-o",
+    ])
+    .arg(object);
+    match cmd.output() {
+        Err(e) => Err(format!("cannot run {clang}: {e}")),
+        Ok(out) if !out.status.success() => Err(format!(
+            "{clang} failed on {SOURCE}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn multiarch_include() -> Option<PathBuf> {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").ok()?;
+    let env_ = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    let triplet = match arch.as_str() {
+        "x86_64" => "x86_64-linux-gnu".to_owned(),
+        "aarch64" => "aarch64-linux-gnu".to_owned(),
+        other => format!("{other}-linux-{env_}"),
+    };
+    let dir = PathBuf::from("/usr/include").join(triplet);
+    dir.join("asm/types.h").exists().then_some(dir)
+}

@@ -1,0 +1,381 @@
+//! `keepalive-shim attach (--cgroup PATH | --unit NAME | --pid PID) [FLAGS]`:
+//! a sock_ops program on a cgroup v2 sets the keepalive options on every new
+//! TCP connection of every process in it (Go, static, setuid and io_uring
+//! programs included, which no preload reaches), and a cgroup/setsockopt
+//! program records which options a program set itself, for respect mode.
+//!
+//! It runs in the foreground and holds the BPF links; they detach when it
+//! exits (SIGTERM or SIGINT: exit 0). Exit 1 when a requirement is missing
+//! (BPF programs in this build, kernel, cgroup v2, privileges), 2 on a usage
+//! error.
+
+mod bpf;
+mod cgroup;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use keepalive_shim_config::{
+    resolve_env, setting, Config, Diagnostic, Key, Level, UserTimeout, SETTINGS,
+};
+use rustix::event::{poll, PollFd, PollFlags};
+
+use crate::{plain, validator, Text};
+use cgroup::Target;
+
+/// The settings `attach` takes as flags (the rest make no sense in BPF).
+const KEYS: [Key; 8] = [
+    Key::Idle,
+    Key::Interval,
+    Key::Count,
+    Key::UserTimeout,
+    Key::Mode,
+    Key::Include,
+    Key::Exclude,
+    Key::LogLevel,
+];
+
+/// The oldest kernel whose bpf_getsockopt reads the TCP keepalive options
+/// from sock_ops (the 6.0 rework of bpf_{get,set}sockopt); everything else
+/// the programs use (cgroup BPF links, ring buffer, socket storage with
+/// BPF_F_CLONE, cgroup/setsockopt) is older.
+const MIN_KERNEL: (u8, u8) = (6, 0);
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+pub fn command() -> Command {
+    let flags = SETTINGS
+        .iter()
+        .filter(|s| KEYS.contains(&s.key))
+        .filter_map(|s| {
+            Some(
+                Arg::new(s.var)
+                    .long(s.flag?)
+                    .value_name(s.value_name)
+                    .help(format!("{} Default: {}", s.help, plain(s.default_doc)))
+                    .value_parser(validator(s))
+                    .allow_hyphen_values(true)
+                    .action(ArgAction::Set),
+            )
+        });
+    Command::new("attach")
+        .about(
+            "Set the options on every new TCP connection of a cgroup's processes with eBPF \
+             (Go and static binaries too); runs until SIGTERM or SIGINT",
+        )
+        .arg(
+            Arg::new("cgroup")
+                .long("cgroup")
+                .value_name("PATH")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "A cgroup v2 directory: absolute, or relative to the v2 mount as \
+                     /proc/PID/cgroup prints it (e.g. /system.slice/worker.service)",
+                ),
+        )
+        .arg(
+            Arg::new("unit")
+                .long("unit")
+                .value_name("NAME.service")
+                .help("The cgroup of a systemd unit"),
+        )
+        .arg(
+            Arg::new("pid")
+                .long("pid")
+                .value_name("PID")
+                .value_parser(clap::value_parser!(i32).range(1..))
+                .help("The cgroup of a running process (never the root cgroup)"),
+        )
+        .group(
+            ArgGroup::new("target")
+                .args(["cgroup", "unit", "pid"])
+                .required(true),
+        )
+        .args(flags)
+        .arg(
+            Arg::new("new-only")
+                .long("new-only")
+                .action(ArgAction::SetTrue)
+                .help("Leave connections that exist at start alone (default: apply to them too, as `apply` does)"),
+        )
+        .after_help(
+            "Prints one line when attached. At --log info, one line per configured connection. \
+             Needs Linux 6.0 or newer, cgroup v2, and root or CAP_BPF + CAP_NET_ADMIN. \
+             The KEEPALIVE_SHIM_* environment counts too; a flag overrides its variable.",
+        )
+}
+
+/// The effective configuration: the environment's `KEEPALIVE_SHIM_*`
+/// variables with the flags on top, through the library's own resolver.
+/// Problems in the environment become warnings, as in the library.
+fn configuration(m: &ArgMatches) -> (Config<'static>, Vec<String>) {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    for key in KEYS {
+        let s = setting(key);
+        if let Some(v) = m.get_one::<String>(s.var) {
+            vars.retain(|(k, _)| k != s.var.as_bytes());
+            vars.push((s.var.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+    }
+    // The configuration borrows from the variables for as long as attach
+    // runs, which is the life of the process.
+    let vars: &'static [(Vec<u8>, Vec<u8>)] = Vec::leak(vars);
+    let mut diagnostics: Vec<Diagnostic<'static>> = Vec::new();
+    let config = resolve_env(
+        vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+        &mut |d| diagnostics.push(d),
+    );
+    let mut warnings: Vec<String> = diagnostics
+        .iter()
+        .map(|d| {
+            let mut t = Text::default();
+            d.write(&config, &mut t);
+            t.0
+        })
+        .collect();
+    if !config.programs.names().is_empty() {
+        warnings.push(format!(
+            "{} is ignored by attach: it covers every process of the cgroup",
+            setting(Key::Programs).var
+        ));
+    }
+    (config, warnings)
+}
+
+fn target(m: &ArgMatches) -> Target {
+    if let Some(p) = m.get_one::<PathBuf>("cgroup") {
+        Target::Path(p.clone())
+    } else if let Some(u) = m.get_one::<String>("unit") {
+        Target::Unit(u.clone())
+    } else {
+        Target::Pid(m.get_one::<i32>("pid").copied().unwrap_or(0))
+    }
+}
+
+fn err(msg: impl AsRef<str>) {
+    let _ = writeln!(std::io::stderr(), "keepalive-shim: {}", msg.as_ref());
+}
+
+pub fn attach(m: &ArgMatches) -> ExitCode {
+    let (config, warnings) = configuration(m);
+    for w in &warnings {
+        err(format!("warning: {w}"));
+    }
+    if !config.enabled {
+        err(format!(
+            "{}=off: nothing to attach",
+            setting(Key::Enabled).var
+        ));
+        return ExitCode::SUCCESS;
+    }
+    match run(m, &config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            err(format!("attach: {msg}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(m: &ArgMatches, config: &Config<'_>) -> Result<(), String> {
+    if let Some(why) = bpf::missing_object() {
+        return Err(why);
+    }
+    check_kernel()?;
+    check_privileges()?;
+    let mount = cgroup::v2_mount()?;
+    let dir = cgroup::resolve(&target(m), &mount)?;
+    let cgroup_fd = File::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+
+    // Registered before attaching, so that a signal from here on detaches
+    // cleanly instead of killing the process mid-way.
+    let (mut signals, signal_writer) =
+        UnixStream::pair().map_err(|e| format!("cannot create the signal pipe: {e}"))?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let w = signal_writer
+            .try_clone()
+            .map_err(|e| format!("cannot create the signal pipe: {e}"))?;
+        signal_hook::low_level::pipe::register(sig, w)
+            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+
+    let mut attached = bpf::load_and_attach(config, &cgroup_fd)?;
+    let logging = config.log_level >= Level::Info;
+    let mut events = if logging {
+        Some(attached.events()?)
+    } else {
+        None
+    };
+    if !m.get_flag("new-only") {
+        apply_existing(&dir, config);
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", ready_line(&dir, config));
+        let _ = out.flush();
+    }
+
+    loop {
+        let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
+        if let Some(ring) = &events {
+            fds.push(PollFd::new(ring, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let signalled = !fds[0].revents().is_empty();
+        drop(fds);
+        if let Some(ring) = events.as_mut() {
+            drain(ring, config.log_level);
+        }
+        if signalled {
+            let mut byte = [0u8; 16];
+            let _ = signals.read(&mut byte);
+            break;
+        }
+    }
+    drop(events);
+    drop(attached);
+    if logging {
+        err(format!("detached from {}", dir.display()));
+    }
+    Ok(())
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, level: Level) {
+    let mut err_out = std::io::stderr().lock();
+    while let Some(item) = ring.next() {
+        if let Some(line) = bpf::event_line(&item, level) {
+            let _ = writeln!(err_out, "keepalive-shim: {line}");
+        }
+    }
+}
+
+/// Connections that exist already: the same as `apply` on every process
+/// of the cgroup and its descendants.
+fn apply_existing(_dir: &Path, _config: &Config<'_>) {}
+
+fn ready_line(dir: &Path, c: &Config<'_>) -> String {
+    let ut = match c.user_timeout {
+        UserTimeout::Off => "off".to_owned(),
+        UserTimeout::Auto => "auto".to_owned(),
+        UserTimeout::Millis(ms) => ms.to_string(),
+    };
+    let mut line = format!(
+        "keepalive-shim: attached to {}: new TCP connections get SO_KEEPALIVE=1 \
+         TCP_KEEPIDLE={} TCP_KEEPINTVL={} TCP_KEEPCNT={} TCP_USER_TIMEOUT={ut} (mode {}",
+        dir.display(),
+        c.idle_s,
+        c.interval_s,
+        c.count,
+        c.mode.name()
+    );
+    for (name, list) in [("include", &c.include), ("exclude", &c.exclude)] {
+        if !list.is_empty() {
+            let mut t = Text::default();
+            for (i, r) in list.rules().iter().enumerate() {
+                if i > 0 {
+                    t.0.push(',');
+                }
+                r.write(&mut t);
+            }
+            line += &format!(", {name} {}", t.0);
+        }
+    }
+    line += ")";
+    line
+}
+
+fn check_kernel() -> Result<(), String> {
+    let v = procfs::sys::kernel::Version::current()
+        .map_err(|e| format!("cannot read the kernel version: {e}"))?;
+    if (v.major, v.minor) < MIN_KERNEL {
+        return Err(format!(
+            "attach needs Linux {}.{} or newer (bpf_getsockopt of the TCP keepalive options \
+             in sock_ops); this kernel is {}.{}.{}. Use `apply` or the preload library instead",
+            MIN_KERNEL.0, MIN_KERNEL.1, v.major, v.minor, v.patch
+        ));
+    }
+    Ok(())
+}
+
+fn check_privileges() -> Result<(), String> {
+    let status = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    let has = |cap: u32| status.capeff & (1u64 << cap) != 0;
+    let bpf = has(CAP_BPF) || has(CAP_SYS_ADMIN);
+    let net = has(CAP_NET_ADMIN) || has(CAP_SYS_ADMIN);
+    if bpf && net {
+        return Ok(());
+    }
+    let missing: Vec<&str> = [(bpf, "CAP_BPF"), (net, "CAP_NET_ADMIN")]
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, name)| *name)
+        .collect();
+    Err(format!(
+        "attach needs root, or the capabilities CAP_BPF and CAP_NET_ADMIN (missing: {}); \
+         e.g. sudo keepalive-shim attach ..., or AmbientCapabilities=CAP_BPF CAP_NET_ADMIN \
+         in a systemd unit",
+        missing.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ArgMatches, clap::Error> {
+        command().try_get_matches_from(std::iter::once("attach").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn exactly_one_target() {
+        assert!(parse(&["--idle", "20"]).is_err());
+        assert!(parse(&["--cgroup", "/x", "--pid", "1"]).is_err());
+        assert!(parse(&["--pid", "0"]).is_err());
+        let m = parse(&["--cgroup", "/x", "--new-only"]).unwrap();
+        assert_eq!(target(&m), Target::Path("/x".into()));
+        assert!(m.get_flag("new-only"));
+        let m = parse(&["--unit", "w.service"]).unwrap();
+        assert_eq!(target(&m), Target::Unit("w.service".into()));
+    }
+
+    #[test]
+    fn flags_use_the_library_parser() {
+        assert!(parse(&["--pid", "1", "--idle", "0"]).is_err());
+        assert!(parse(&["--pid", "1", "--include", "10.0.0.0/33"]).is_err());
+        let m = parse(&[
+            "--pid",
+            "1",
+            "--idle",
+            "2m",
+            "--count",
+            "3",
+            "--user-timeout",
+            "auto",
+            "--mode",
+            "force",
+            "--exclude",
+            ":22",
+        ])
+        .unwrap();
+        let (c, _) = configuration(&m);
+        assert_eq!((c.idle_s, c.count), (120, 3));
+        assert_eq!(c.user_timeout, UserTimeout::Auto);
+        let line = ready_line(Path::new("/sys/fs/cgroup/x"), &c);
+        assert!(line.contains("TCP_KEEPIDLE=120 "), "{line}");
+        assert!(line.contains("mode force, exclude :22)"), "{line}");
+    }
+}
