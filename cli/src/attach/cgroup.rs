@@ -129,7 +129,6 @@ fn check_dir(path: PathBuf, mount: &Path, what: &str) -> Result<PathBuf, String>
 
 /// The processes of `dir` and of every cgroup below it. Processes that
 /// move or exit meanwhile are the caller's concern.
-#[allow(dead_code)] // used once apply is merged
 pub fn procs_recursive(dir: &Path) -> Vec<i32> {
     let mut pids = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

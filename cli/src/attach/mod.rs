@@ -14,21 +14,19 @@ mod cgroup;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
-use keepalive_shim_config::{
-    resolve_env, setting, Config, Diagnostic, Key, Level, UserTimeout, SETTINGS,
-};
+use keepalive_shim_config::{resolve_env, setting, Config, Key, Level, UserTimeout};
 use rustix::event::{poll, PollFd, PollFlags};
 
-use crate::{plain, validator, Text};
+use crate::live::{self, ApplyPlan};
+use crate::Text;
 use cgroup::Target;
 
-/// The settings `attach` takes as flags (the rest make no sense in BPF).
+/// The settings `attach` takes as flags: `apply`'s and --log.
 const KEYS: [Key; 8] = [
     Key::Idle,
     Key::Interval,
@@ -51,20 +49,9 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_BPF: u32 = 39;
 
 pub fn command() -> Command {
-    let flags = SETTINGS
-        .iter()
-        .filter(|s| KEYS.contains(&s.key))
-        .filter_map(|s| {
-            Some(
-                Arg::new(s.var)
-                    .long(s.flag?)
-                    .value_name(s.value_name)
-                    .help(format!("{} Default: {}", s.help, plain(s.default_doc)))
-                    .value_parser(validator(s))
-                    .allow_hyphen_values(true)
-                    .action(ArgAction::Set),
-            )
-        });
+    // The flags of `apply`, plus --log, from the settings table.
+    let log = crate::setting_arg(setting(Key::LogLevel));
+    let flags = live::plan_args().into_iter().chain(log);
     Command::new("attach")
         .about(
             "Set the options on every new TCP connection of a cgroup's processes with eBPF \
@@ -112,43 +99,21 @@ pub fn command() -> Command {
         )
 }
 
-/// The effective configuration: the environment's `KEEPALIVE_SHIM_*`
-/// variables with the flags on top, through the library's own resolver.
-/// Problems in the environment become warnings, as in the library.
-fn configuration(m: &ArgMatches) -> (Config<'static>, Vec<String>) {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect();
-    for key in KEYS {
-        let s = setting(key);
-        if let Some(v) = m.get_one::<String>(s.var) {
-            vars.retain(|(k, _)| k != s.var.as_bytes());
-            vars.push((s.var.as_bytes().to_vec(), v.as_bytes().to_vec()));
-        }
-    }
-    // The configuration borrows from the variables for as long as attach
-    // runs, which is the life of the process.
-    let vars: &'static [(Vec<u8>, Vec<u8>)] = Vec::leak(vars);
-    let mut diagnostics: Vec<Diagnostic<'static>> = Vec::new();
-    let config = resolve_env(
-        vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
-        &mut |d| diagnostics.push(d),
-    );
-    let mut warnings: Vec<String> = diagnostics
+/// The effective configuration: the flags over the settings table's
+/// defaults, through the library's own resolver. As with `apply`, the
+/// `KEEPALIVE_SHIM_*` environment and the config file are not read: what
+/// attach does is what its command line says.
+fn configuration(m: &ArgMatches) -> Config<'_> {
+    let pairs: Vec<(&'static str, &str)> = KEYS
         .iter()
-        .map(|d| {
-            let mut t = Text::default();
-            d.write(&config, &mut t);
-            t.0
-        })
+        .map(|&k| setting(k).var)
+        .filter_map(|var| Some((var, m.try_get_one::<String>(var).ok()??.as_str())))
         .collect();
-    if !config.programs.names().is_empty() {
-        warnings.push(format!(
-            "{} is ignored by attach: it covers every process of the cgroup",
-            setting(Key::Programs).var
-        ));
-    }
-    (config, warnings)
+    // The flags' parser has validated every value already.
+    resolve_env(
+        pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        &mut |_| {},
+    )
 }
 
 fn target(m: &ArgMatches) -> Target {
@@ -166,17 +131,7 @@ fn err(msg: impl AsRef<str>) {
 }
 
 pub fn attach(m: &ArgMatches) -> ExitCode {
-    let (config, warnings) = configuration(m);
-    for w in &warnings {
-        err(format!("warning: {w}"));
-    }
-    if !config.enabled {
-        err(format!(
-            "{}=off: nothing to attach",
-            setting(Key::Enabled).var
-        ));
-        return ExitCode::SUCCESS;
-    }
+    let config = configuration(m);
     match run(m, &config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -215,12 +170,14 @@ fn run(m: &ArgMatches, config: &Config<'_>) -> Result<(), String> {
     } else {
         None
     };
-    if !m.get_flag("new-only") {
-        apply_existing(&dir, config);
-    }
+    let existing = if m.get_flag("new-only") {
+        "existing connections left alone (--new-only)".to_owned()
+    } else {
+        apply_existing(&dir, config)
+    };
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", ready_line(&dir, config));
+        let _ = writeln!(out, "{}; {existing}", ready_line(&dir, config));
         let _ = out.flush();
     }
 
@@ -261,9 +218,49 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, level: Level) {
     }
 }
 
-/// Connections that exist already: the same as `apply` on every process
-/// of the cgroup and its descendants.
-fn apply_existing(_dir: &Path, _config: &Config<'_>) {}
+/// Connections that exist already: `apply` on every process of the cgroup
+/// and of the cgroups below it, except this one. Each socket gets one line
+/// at `--log info`; a process that cannot be handled gets a warning (one
+/// that exited meanwhile needs none). Returns the ready line's summary.
+fn apply_existing(dir: &Path, config: &Config<'_>) -> String {
+    let plan = ApplyPlan::from_config(config);
+    let me = std::process::id() as i32;
+    let (mut processes, mut changed, mut failed) = (0, 0, 0);
+    for pid in cgroup::procs_recursive(dir) {
+        if pid == me {
+            continue;
+        }
+        let report = live::apply_to_process(pid, &plan, false);
+        let name = report.command.as_deref().unwrap_or("?");
+        match &report.error {
+            Some(live::ProcessError::NoSuchProcess | live::ProcessError::Exited) => continue,
+            Some(e) => {
+                failed += 1;
+                err(format!(
+                    "warning: existing connections of pid {pid} ({name}): {e}"
+                ));
+            }
+            None => processes += 1,
+        }
+        for s in &report.sockets {
+            if s.actions
+                .iter()
+                .any(|a| matches!(a, live::apply::Action::Set { .. }))
+            {
+                changed += 1;
+            }
+            if s.error.is_some() || config.log_level >= Level::Info {
+                err(format!("existing: pid {pid} ({name}) {s}"));
+            }
+        }
+    }
+    let mut summary =
+        format!("{changed} existing connection(s) changed in {processes} process(es)");
+    if failed > 0 {
+        summary += &format!(", {failed} process(es) could not be read");
+    }
+    summary
+}
 
 fn ready_line(dir: &Path, c: &Config<'_>) -> String {
     let ut = match c.user_timeout {
@@ -371,7 +368,7 @@ mod tests {
             ":22",
         ])
         .unwrap();
-        let (c, _) = configuration(&m);
+        let c = configuration(&m);
         assert_eq!((c.idle_s, c.count), (120, 3));
         assert_eq!(c.user_timeout, UserTimeout::Auto);
         let line = ready_line(Path::new("/sys/fs/cgroup/x"), &c);
