@@ -216,10 +216,19 @@ static __always_inline __u32 auto_ms(__u32 idle, __u32 intvl, __u32 cnt)
 	return ms > 0x7fffffff ? 0x7fffffff : (__u32)ms;
 }
 
-// Context fields are read through volatile loads: otherwise clang may merge
-// two branches' loads into one load from a computed context pointer, which
-// the verifier rejects ("dereference of modified ctx ptr").
-#define CTX(field) (*(volatile __u32 *)&skops->field)
+// Context and socket fields are read with one instruction each, base
+// register plus constant offset: otherwise clang may merge two branches'
+// loads into one load from a computed pointer, which the verifier rejects
+// ("dereference of modified ctx ptr", "pointer arithmetic on sock").
+#define LOAD32(ptr, type, field)                                                   \
+	({                                                                         \
+		__u32 __v;                                                         \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                              \
+			     : "=r"(__v)                                           \
+			     : "r"(ptr), "i"(__builtin_offsetof(type, field)));    \
+		__v;                                                               \
+	})
+#define CTX(field) LOAD32(skops, struct bpf_sock_ops, field)
 
 static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 {
@@ -405,18 +414,25 @@ int keepalive_setsockopt(struct bpf_sockopt *ctx)
 		return 1;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->kind = EV_FORCE;
-	ev->family = sk->family == AF_INET ? 4 : 6;
-	if (sk->family == AF_INET) {
-		ev->local_ip[0] = sk->src_ip4;
-		ev->remote_ip[0] = sk->dst_ip4;
+#define SK(field) LOAD32(sk, struct bpf_sock, field)
+	if (SK(family) == AF_INET) {
+		ev->family = 4;
+		ev->local_ip[0] = SK(src_ip4);
+		ev->remote_ip[0] = SK(dst_ip4);
 	} else {
-		for (int i = 0; i < 4; i++) {
-			ev->local_ip[i] = sk->src_ip6[i];
-			ev->remote_ip[i] = sk->dst_ip6[i];
-		}
+		ev->family = 6;
+		ev->local_ip[0] = SK(src_ip6[0]);
+		ev->local_ip[1] = SK(src_ip6[1]);
+		ev->local_ip[2] = SK(src_ip6[2]);
+		ev->local_ip[3] = SK(src_ip6[3]);
+		ev->remote_ip[0] = SK(dst_ip6[0]);
+		ev->remote_ip[1] = SK(dst_ip6[1]);
+		ev->remote_ip[2] = SK(dst_ip6[2]);
+		ev->remote_ip[3] = SK(dst_ip6[3]);
 	}
-	ev->local_port = sk->src_port;
-	ev->remote_port = bpf_ntohs(sk->dst_port);
+	ev->local_port = SK(src_port);
+	// dst_port: network byte order in the low 16 bits of its word.
+	ev->remote_port = bpf_ntohs((__u16)SK(dst_port));
 	ev->option = opt;
 	ev->program_value = asked;
 	ev->values[opt] = value;
