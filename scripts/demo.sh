@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 install_apt_packages iproute2 curl
+install_apt_packages "${BUILD_APT_PACKAGES[@]}" ||
+  echo "(without them, keepalive-shim attach is built without its BPF programs)"
 install_pip_packages requests
 
 echo "== building (cargo build --release)"

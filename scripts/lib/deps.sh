@@ -5,7 +5,12 @@ declare -A PROVIDES=(
   [curl]=curl [iproute2]=ip [nftables]=nft [tcpdump]=tcpdump [conntrack]=conntrack
   [binutils]=nm [gcc]=gcc [libc6-dev]=/usr/include/stdio.h [nodejs]=node
   [openjdk-17-jdk-headless]=javac [postgresql-client]=psql [util-linux]=setpriv
+  [libbpf-dev]=/usr/include/bpf/bpf_helpers.h [golang-go]=go
 )
+# What the full build needs: clang and the libbpf headers compile the BPF
+# programs of `keepalive-shim attach` (without them the CLI builds, and
+# attach says how to get them).
+BUILD_APT_PACKAGES=(clang libbpf-dev)
 
 install_apt_packages() {
   local missing=() pkg probe
