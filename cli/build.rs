@@ -22,6 +22,12 @@ fn main() {
         Err(why) => {
             println!("cargo:warning=keepalive-shim attach is built without its BPF program: {why}");
             fs::write(&object, b"").expect("cannot write to OUT_DIR");
+            // A path that never exists: cargo then runs this script on every
+            // build, so installing clang and rebuilding is enough.
+            println!(
+                "cargo:rerun-if-changed={}",
+                out_dir.join("retry-until-clang-works").display()
+            );
             why
         }
     };
