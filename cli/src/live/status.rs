@@ -47,7 +47,8 @@ pub struct SocketStatus {
     pub role: Role,
     /// `ADDR:PORT` or `[ADDR]:PORT`.
     pub local: String,
-    pub peer: String,
+    /// null for a listener.
+    pub peer: Option<String>,
     /// The five values; null when they could not be read.
     pub options: Option<Options>,
     /// The kernel's timer (`ss -o`); null when none runs.
@@ -159,7 +160,7 @@ fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
             state: s.state,
             role: s.role,
             local: s.local.to_string(),
-            peer: s.peer.to_string(),
+            peer: (s.role != Role::Listener).then(|| s.peer.to_string()),
             options,
             timer: s.timer,
             verdict,
@@ -198,8 +199,8 @@ fn write_text(out: &mut impl Write, p: &ProcessStatus) -> io::Result<()> {
         write!(out, "  fd {} {} {}", s.fd, s.state, s.local)?;
         match s.role {
             Role::Listener => {}
-            Role::Connected => write!(out, " -> {}", s.peer)?,
-            Role::Accepted => write!(out, " <- {} (accepted)", s.peer)?,
+            Role::Connected => write!(out, " -> {}", s.peer.as_deref().unwrap_or("?"))?,
+            Role::Accepted => write!(out, " <- {} (accepted)", s.peer.as_deref().unwrap_or("?"))?,
         }
         match &s.options {
             Some(o) => write!(out, " {o}")?,
@@ -221,6 +222,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
     let mut ns = Namespaces::default();
     let mut processes = Vec::new();
     let mut ok = true;
+    let mut unreadable = Vec::new();
     if all {
         let me = std::process::id();
         let pids: Vec<i32> = match procfs::process::all_processes() {
@@ -242,6 +244,9 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             );
             if gone || (p.sockets.is_empty() && p.error.is_none()) {
                 continue; // exited meanwhile, or holds no TCP socket
+            }
+            if p.error.is_some() && p.sockets.is_empty() {
+                unreadable.push(pid);
             }
             ok &= p.error.is_none();
             processes.push(p);
@@ -265,8 +270,24 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        processes.iter().try_for_each(|p| write_text(&mut out, p))
+        // With --all, processes that could not be read at all are only
+        // counted (below): without root they are most of the system.
+        processes
+            .iter()
+            .filter(|p| !(all && p.error.is_some() && p.sockets.is_empty()))
+            .try_for_each(|p| write_text(&mut out, p))
     };
+    if !unreadable.is_empty() {
+        eprintln!(
+            "keepalive-shim: {} process(es) could not be read (pids {}): run as root to see them",
+            unreadable.len(),
+            unreadable
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     if written.and_then(|()| out.flush()).is_err() {
         return ExitCode::from(1);
     }
