@@ -4,7 +4,7 @@ benchmarks: this process holds the client ends, a forked child the
 accepted ends (so the host has 2 x N established sockets, as `ss` sees).
 
 Usage: live_hold.py N
-Prints `ready CLIENT_PID SERVER_PID` once every connection is established,
+Prints `ready CLIENT_PID SERVER_PID PORT` once every connection is established,
 then waits until stdin closes (or a line arrives) and exits with its child.
 """
 
@@ -48,7 +48,7 @@ def main():
             held.append(socket.create_connection(addr))
         if os.read(r, 1) != b"x":
             raise SystemExit("server side did not accept every connection")
-        print("ready %d %d" % (os.getpid(), child), flush=True)
+        print("ready %d %d %d" % (os.getpid(), child, addr[1]), flush=True)
         sys.stdin.readline()
     finally:
         os.kill(child, signal.SIGKILL)

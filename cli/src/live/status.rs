@@ -105,7 +105,7 @@ pub fn verdict(s: &SocketInfo, o: Option<&Options>) -> (&'static str, String) {
     )
 }
 
-fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
+fn read_process(pid: i32, ns: &mut Namespaces, listing_all: bool) -> ProcessStatus {
     let mut p = ProcessStatus {
         pid,
         command: None,
@@ -124,6 +124,9 @@ fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
     };
     p.command = target.command.clone();
     p.netns = Some(target.netns.1);
+    if target.socket_fds.is_empty() && listing_all {
+        return p; // not listed: spare reading its maps
+    }
     p.library_loaded = target.library_loaded();
     if target.socket_fds.is_empty() {
         return p;
@@ -236,7 +239,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             }
         };
         for pid in pids {
-            let p = read_process(pid, &mut ns);
+            let p = read_process(pid, &mut ns, true);
             let gone = matches!(
                 p.error.as_deref(),
                 Some(e) if e == ProcessError::Exited.to_string()
@@ -253,7 +256,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
         }
     } else {
         for &pid in m.get_many::<u32>("pid").into_iter().flatten() {
-            let p = read_process(i32::try_from(pid).unwrap_or(i32::MAX), &mut ns);
+            let p = read_process(i32::try_from(pid).unwrap_or(i32::MAX), &mut ns, false);
             ok &= p.error.is_none();
             processes.push(p);
         }
