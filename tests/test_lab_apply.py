@@ -18,9 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
 
-import netlab  # noqa: E402
-import scenarios as S  # noqa: E402
-from conftest import require  # noqa: E402
+import netlab
+import scenarios as S
+from conftest import require
 
 RESULT_TIMEOUT = 120  # seconds; every run inside is bounded far below this
 
@@ -66,7 +66,7 @@ def test_worker_without_apply_hangs(runs):
 def test_apply_rescues_the_running_worker(runs):
     res = get(runs, "with-apply")
     # apply found the pooled connection (in the lab's client namespace) and set it.
-    conn = [l for l in res.shim_lines if " -> 10.200." in l]
+    conn = [line for line in res.shim_lines if " -> 10.200." in line]
     assert len(conn) == 1, res.shim_lines
     assert "set SO_KEEPALIVE=1 (was 0) TCP_KEEPIDLE=%d (was 7200) TCP_KEEPINTVL=%d (was 75) TCP_KEEPCNT=%d (was 9)" % (
         S.IDLE, S.INTERVAL, S.COUNT) in conn[0]

@@ -13,12 +13,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 import sockpeek
-from conftest import CLI, LIB, ROOT, clean_env, require, require_root, shim_env
+from conftest import CLI, ROOT, clean_env, require, require_root, shim_env
 
 HOLD = str(ROOT / "tests" / "programs" / "hold_client.py")
 KERNEL = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75, "TCP_KEEPCNT": 9, "TCP_USER_TIMEOUT": 0}
@@ -117,7 +116,7 @@ def cli(*args, env=None):
 
 
 def line_for(stdout, local_port):
-    lines = [l for l in stdout.splitlines() if f"127.0.0.1:{local_port} ->" in l]
+    lines = [line for line in stdout.splitlines() if f"127.0.0.1:{local_port} ->" in line]
     assert len(lines) == 1, stdout
     return lines[0]
 
@@ -176,11 +175,8 @@ def test_status_json_shape(servers, children):
 
 
 def test_status_listener_and_accepted_roles(children):
-    code = ("import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen();"
-            "c=socket.create_connection(s.getsockname()); a,_=s.accept();"
-            "print(s.getsockname()[1], flush=True); sys.stdin.readline()")
-    c = children([sys.executable, "-c", code])
-    port = int(c.line())
+    c = children([sys.executable, HOLD, "--loop"])
+    port = json.loads(c.line())["listen_port"]
     doc = json.loads(cli("status", "--json", c.pid).stdout)
     roles = sorted((s["role"], s["verdict"]) for s in doc["processes"][0]["sockets"])
     assert roles == [("accepted", "no-keepalive"), ("connected", "no-keepalive"), ("listener", "listener")]
@@ -342,16 +338,6 @@ def test_apply_without_permission_fails(servers, children):
 
 # --- another network namespace ------------------------------------------------
 
-NETNS_CLIENT = (
-    "import socket,sys\n"
-    "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n"
-    "c=socket.create_connection(s.getsockname()); a,_=s.accept()\n"
-    "print(c.getsockname()[1], flush=True)\n"
-    "for _ in sys.stdin:\n"
-    "    print(c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), c.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), flush=True)\n"
-)
-
-
 @pytest.fixture
 def netns():
     require(shutil.which("ip") is not None, "ip (iproute2) is needed")
@@ -368,9 +354,10 @@ def netns():
 
 
 def test_status_and_apply_in_another_network_namespace(netns, children):
-    c = children(["ip", "netns", "exec", netns, sys.executable, "-c", NETNS_CLIENT])
-    port = int(c.line())
-    assert c.ask() == "0 300"  # TCP_KEEPIDLE reads as the namespace's default
+    c = children(["ip", "netns", "exec", netns, sys.executable, HOLD, "--loop"])
+    (port,) = json.loads(c.line())["local_ports"]
+    # TCP_KEEPIDLE reads as the namespace's default.
+    assert own_options(c) == [dict(KERNEL, TCP_KEEPIDLE=300)]
     # `ss` in our namespace does not see it; status does, inside its namespace.
     r = cli("status", c.pid)
     assert r.returncode == 0, r.stderr
@@ -380,4 +367,4 @@ def test_status_and_apply_in_another_network_namespace(netns, children):
     r = cli("apply", c.pid, *FLAGS)
     assert r.returncode == 0, r.stderr
     assert "TCP_KEEPIDLE=17 (was 300)" in line_for(r.stdout, port)
-    assert c.ask() == "1 17"
+    assert own_options(c) == [dict(OURS, TCP_USER_TIMEOUT=0)]

@@ -52,7 +52,7 @@ def main():
         line = hold.stdout.readline().split()
         if not line or line[0] != "ready":
             raise SystemExit("live_hold.py did not get ready")
-        client, server = int(line[1]), int(line[2])
+        client = int(line[1])
         port = int(line[3])
         variants = {
             "ss -tnpo": ["ss", "-tnpo"],

@@ -70,7 +70,9 @@ pub fn verdict(s: &SocketInfo, o: Option<&Options>) -> (&'static str, String) {
             _ => ("unknown", "option values unreadable".into()),
         };
     };
-    let detect = u64::from(o.idle_s) + u64::from(o.interval_s) * u64::from(o.count);
+    let detect = u64::from(o.interval_s)
+        .saturating_mul(u64::from(o.count))
+        .saturating_add(u64::from(o.idle_s));
     let data = if o.user_timeout_ms == 0 {
         "unacknowledged data: ~15 min of retransmissions (no TCP_USER_TIMEOUT)".to_owned()
     } else {
