@@ -109,7 +109,7 @@ fn sock_addr(a: &SocketAddr) -> SockAddr {
 }
 
 fn rule_text(r: &Rule) -> String {
-    let mut t = crate::Text::default();
+    let mut t = super::Text::default();
     r.write(&mut t);
     t.0
 }

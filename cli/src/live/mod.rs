@@ -28,6 +28,8 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use keepalive_shim_config::{resolve_env, setting, Config, Filters, Key, Mode, UserTimeout};
 
 pub use apply::apply_to_process;
+// The CLI's sink for config-crate text; the one place live/ names it.
+use crate::Text;
 
 /// The settings `apply` (and `attach`) take as flags, in `--help` order.
 pub const PLAN_KEYS: [Key; 7] = [
@@ -118,7 +120,7 @@ impl ApplyPlan {
         let config = resolve_env(
             pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
             &mut |d| {
-                let mut t = crate::Text::default();
+                let mut t = Text::default();
                 d.write(&Config::defaults(), &mut t);
                 problems.push(t.0);
             },
