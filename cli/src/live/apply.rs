@@ -2,7 +2,7 @@
 //! library, set on the TCP sockets running processes already hold.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -77,7 +77,7 @@ impl fmt::Display for SocketReport {
                     match why {
                         Kept::Already => "already".to_owned(),
                         Kept::ProgramsOwn { default } => {
-                            format!("the program's own: the kernel default is {default}")
+                            format!("not the kernel default {default}: the program's own")
                         }
                         Kept::HasUserTimeout => "the socket has one already".to_owned(),
                     }
@@ -109,7 +109,7 @@ fn sock_addr(a: &SocketAddr) -> SockAddr {
 }
 
 fn rule_text(r: &Rule) -> String {
-    let mut t = crate::Text::default();
+    let mut t = super::Text::default();
     r.write(&mut t);
     t.0
 }
@@ -318,14 +318,24 @@ pub fn apply(m: &ArgMatches) -> ExitCode {
     let dry_run = m.get_flag("dry-run");
     let mut ok = true;
     let mut ns = Namespaces::default();
-    let stdout = std::io::stdout();
+    let stdout = io::stdout();
     for &pid in m.get_many::<u32>("pid").into_iter().flatten() {
         let pid = i32::try_from(pid).unwrap_or(i32::MAX);
         let report = apply_with(pid, &plan, dry_run, &mut ns);
         ok &= report.ok();
-        let mut out = stdout.lock();
-        let _ = write!(out, "{report}");
+        let mut out = io::BufWriter::new(stdout.lock());
+        for s in &report.sockets {
+            let _ = writeln!(
+                out,
+                "pid {pid} ({}) {s}",
+                report.command.as_deref().unwrap_or("?")
+            );
+        }
+        if report.error.is_none() && report.sockets.is_empty() {
+            let _ = writeln!(out, "pid {pid}: no TCP sockets");
+        }
         let _ = out.flush();
+        drop(out);
         if let Some(e) = &report.error {
             eprintln!("keepalive-shim: pid {pid}: {e}");
         }

@@ -174,7 +174,7 @@ fn dump(socket: &Socket, family: u8, view: &mut NetnsView) -> io::Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     // Sockets in TIME-WAIT and SYN-RECV belong to no descriptor.
-    let states = StateFlags::all() - StateFlags::TIME_WAIT - StateFlags::SYN_RECV;
+    let states = StateFlags::all().difference(StateFlags::TIME_WAIT | StateFlags::SYN_RECV);
     let mut packet = NetlinkMessage::new(
         header,
         SockDiagMessage::InetRequest(InetRequest {
@@ -200,7 +200,9 @@ fn dump(socket: &Socket, family: u8, view: &mut NetnsView) -> io::Result<()> {
         let size = socket.recv(&mut &mut buf[..], 0)?;
         let mut offset = 0;
         while offset < size {
-            let bytes = &buf[offset..size];
+            let Some(bytes) = buf.get(offset..size) else {
+                break;
+            };
             let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(bytes).map_err(|e| {
                 io::Error::new(io::ErrorKind::InvalidData, format!("sock_diag: {e}"))
             })?;
@@ -240,7 +242,7 @@ fn dump(socket: &Socket, family: u8, view: &mut NetnsView) -> io::Result<()> {
             if len == 0 {
                 break;
             }
-            offset += len;
+            offset = offset.saturating_add(len);
         }
     }
 }

@@ -28,6 +28,8 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use keepalive_shim_config::{resolve_env, setting, Config, Filters, Key, Mode, UserTimeout};
 
 pub use apply::apply_to_process;
+// The CLI's sink for config-crate text; the one place live/ names it.
+use crate::Text;
 
 /// The settings `apply` (and `attach`) take as flags, in `--help` order.
 pub const PLAN_KEYS: [Key; 7] = [
@@ -47,8 +49,24 @@ pub const PLAN_KEYS: [Key; 7] = [
 pub fn plan_args() -> Vec<Arg> {
     PLAN_KEYS
         .iter()
-        .filter_map(|&k| crate::setting_arg(setting(k)))
+        .filter_map(|&k| {
+            let s = setting(k);
+            // These flags set no variable: say which one they mirror.
+            Some(crate::setting_arg(s)?.help(format!("{} As {}", s.help, s.var)))
+        })
         .collect()
+}
+
+/// "Defaults: --idle 60 s, ...", from the settings table.
+fn plan_defaults() -> String {
+    let items: Vec<String> = PLAN_KEYS
+        .iter()
+        .filter_map(|&k| {
+            let s = setting(k);
+            Some(format!("--{} {}", s.flag?, crate::plain(s.default_doc)))
+        })
+        .collect();
+    format!("Defaults: {}.", items.join(", "))
 }
 
 /// What `apply` sets, and when it leaves an option alone.
@@ -102,7 +120,7 @@ impl ApplyPlan {
         let config = resolve_env(
             pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
             &mut |d| {
-                let mut t = crate::Text::default();
+                let mut t = Text::default();
                 d.write(&Config::defaults(), &mut t);
                 problems.push(t.0);
             },
@@ -393,11 +411,72 @@ pub fn apply_command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Print what would change; change nothing"),
         )
-        .after_help(
-            "Defaults are the library's (idle 60 s, interval 10 s, count 6, user timeout off, respect); \
-             the KEEPALIVE_SHIM_* environment and config file are not read. In respect mode an option \
-             whose value differs from the kernel default of the process's network namespace is the \
-             program's own and stands; TCP_USER_TIMEOUT is never changed on a socket that has one. \
-             Needs root, or CAP_SYS_PTRACE, or ptrace rights over each process.",
-        )
+        .after_help(format!(
+            "{} The KEEPALIVE_SHIM_* environment and config file are not read. In respect mode an \
+             option whose value differs from the kernel default of the process's network namespace \
+             is the program's own and stands; TCP_USER_TIMEOUT is never changed on a socket that \
+             has one. A connection is matched by the filters on its peer address, an accepted one \
+             or a listener on its local address. Needs root, or CAP_SYS_PTRACE, or ptrace rights \
+             over each process (and CAP_SYS_ADMIN for another network namespace).",
+            plan_defaults()
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> ApplyPlan {
+        let m = apply_command()
+            .try_get_matches_from(["apply", "1"].iter().chain(args))
+            .expect("valid flags");
+        ApplyPlan::from_matches(&m).expect("a plan")
+    }
+
+    #[test]
+    fn flags_become_a_plan_over_the_table_defaults() {
+        let p = plan(&[]);
+        let d = Config::defaults();
+        assert_eq!(
+            (p.idle_s, p.interval_s, p.count),
+            (d.idle_s, d.interval_s, d.count)
+        );
+        assert_eq!((p.user_timeout, p.mode), (UserTimeout::Off, Mode::Respect));
+        assert!(!p.filters.is_set());
+
+        let p = plan(&[
+            "--idle",
+            "2m",
+            "--interval",
+            "5",
+            "--count",
+            "3",
+            "--user-timeout",
+            "auto",
+            "--mode",
+            "force",
+            "--exclude",
+            "10.0.0.0/8:5432",
+        ]);
+        assert_eq!((p.idle_s, p.interval_s, p.count), (120, 5, 3));
+        assert_eq!((p.user_timeout, p.mode), (UserTimeout::Auto, Mode::Force));
+        assert!(!p.filters.include.is_empty() || !p.filters.exclude.is_empty());
+    }
+
+    #[test]
+    fn invalid_flags_are_usage_errors() {
+        for bad in [
+            ["--idle", "0"],
+            ["--count", "128"],
+            ["--mode", "maybe"],
+            ["--include", "10.0.0.0/33"],
+        ] {
+            let r = apply_command().try_get_matches_from(["apply", "1"].iter().chain(&bad));
+            assert!(r.is_err(), "{bad:?} accepted");
+        }
+        assert!(apply_command().try_get_matches_from(["apply"]).is_err());
+        assert!(apply_command()
+            .try_get_matches_from(["apply", "0"])
+            .is_err());
+    }
 }

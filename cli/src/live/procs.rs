@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use procfs::process::{FDTarget, MMapPath, Process};
+use procfs::process::{MMapPath, Process};
 use procfs::ProcError;
 use rustix::io::Errno;
 
@@ -86,19 +86,10 @@ impl Target {
             Ok(id) => id,
             Err(e) => return Err((command, from_io(&e, "reading /proc/PID/ns/net"))),
         };
-        let fds = match proc.fd() {
+        let mut socket_fds = match sys::socket_fds(pid) {
             Ok(fds) => fds,
-            Err(e) => return Err((command, from_proc(e, "reading /proc/PID/fd"))),
+            Err(e) => return Err((command, from_io(&e, "reading /proc/PID/fd"))),
         };
-        let mut socket_fds: Vec<(i32, u64)> = fds
-            .filter_map(|fd| {
-                let fd = fd.ok()?;
-                match fd.target {
-                    FDTarget::Socket(inode) => Some((fd.fd, inode)),
-                    _ => None,
-                }
-            })
-            .collect();
         socket_fds.sort_unstable();
         Ok(Target {
             pid,

@@ -47,7 +47,8 @@ pub struct SocketStatus {
     pub role: Role,
     /// `ADDR:PORT` or `[ADDR]:PORT`.
     pub local: String,
-    pub peer: String,
+    /// null for a listener.
+    pub peer: Option<String>,
     /// The five values; null when they could not be read.
     pub options: Option<Options>,
     /// The kernel's timer (`ss -o`); null when none runs.
@@ -69,7 +70,9 @@ pub fn verdict(s: &SocketInfo, o: Option<&Options>) -> (&'static str, String) {
             _ => ("unknown", "option values unreadable".into()),
         };
     };
-    let detect = u64::from(o.idle_s) + u64::from(o.interval_s) * u64::from(o.count);
+    let detect = u64::from(o.interval_s)
+        .saturating_mul(u64::from(o.count))
+        .saturating_add(u64::from(o.idle_s));
     let data = if o.user_timeout_ms == 0 {
         "unacknowledged data: ~15 min of retransmissions (no TCP_USER_TIMEOUT)".to_owned()
     } else {
@@ -104,7 +107,7 @@ pub fn verdict(s: &SocketInfo, o: Option<&Options>) -> (&'static str, String) {
     )
 }
 
-fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
+fn read_process(pid: i32, ns: &mut Namespaces, listing_all: bool) -> ProcessStatus {
     let mut p = ProcessStatus {
         pid,
         command: None,
@@ -123,6 +126,9 @@ fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
     };
     p.command = target.command.clone();
     p.netns = Some(target.netns.1);
+    if target.socket_fds.is_empty() && listing_all {
+        return p; // not listed: spare reading its maps
+    }
     p.library_loaded = target.library_loaded();
     if target.socket_fds.is_empty() {
         return p;
@@ -159,7 +165,7 @@ fn read_process(pid: i32, ns: &mut Namespaces) -> ProcessStatus {
             state: s.state,
             role: s.role,
             local: s.local.to_string(),
-            peer: s.peer.to_string(),
+            peer: (s.role != Role::Listener).then(|| s.peer.to_string()),
             options,
             timer: s.timer,
             verdict,
@@ -198,8 +204,8 @@ fn write_text(out: &mut impl Write, p: &ProcessStatus) -> io::Result<()> {
         write!(out, "  fd {} {} {}", s.fd, s.state, s.local)?;
         match s.role {
             Role::Listener => {}
-            Role::Connected => write!(out, " -> {}", s.peer)?,
-            Role::Accepted => write!(out, " <- {} (accepted)", s.peer)?,
+            Role::Connected => write!(out, " -> {}", s.peer.as_deref().unwrap_or("?"))?,
+            Role::Accepted => write!(out, " <- {} (accepted)", s.peer.as_deref().unwrap_or("?"))?,
         }
         match &s.options {
             Some(o) => write!(out, " {o}")?,
@@ -221,6 +227,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
     let mut ns = Namespaces::default();
     let mut processes = Vec::new();
     let mut ok = true;
+    let mut unreadable = Vec::new();
     if all {
         let me = std::process::id();
         let pids: Vec<i32> = match procfs::process::all_processes() {
@@ -234,7 +241,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             }
         };
         for pid in pids {
-            let p = read_process(pid, &mut ns);
+            let p = read_process(pid, &mut ns, true);
             let gone = matches!(
                 p.error.as_deref(),
                 Some(e) if e == ProcessError::Exited.to_string()
@@ -243,12 +250,15 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             if gone || (p.sockets.is_empty() && p.error.is_none()) {
                 continue; // exited meanwhile, or holds no TCP socket
             }
+            if p.error.is_some() && p.sockets.is_empty() {
+                unreadable.push(pid);
+            }
             ok &= p.error.is_none();
             processes.push(p);
         }
     } else {
         for &pid in m.get_many::<u32>("pid").into_iter().flatten() {
-            let p = read_process(i32::try_from(pid).unwrap_or(i32::MAX), &mut ns);
+            let p = read_process(i32::try_from(pid).unwrap_or(i32::MAX), &mut ns, false);
             ok &= p.error.is_none();
             processes.push(p);
         }
@@ -265,8 +275,24 @@ pub fn status(m: &ArgMatches) -> ExitCode {
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out))
     } else {
-        processes.iter().try_for_each(|p| write_text(&mut out, p))
+        // With --all, processes that could not be read at all are only
+        // counted (below): without root they are most of the system.
+        processes
+            .iter()
+            .filter(|p| !(all && p.error.is_some() && p.sockets.is_empty()))
+            .try_for_each(|p| write_text(&mut out, p))
     };
+    if !unreadable.is_empty() {
+        eprintln!(
+            "keepalive-shim: {} process(es) could not be read (pids {}): run as root to see them",
+            unreadable.len(),
+            unreadable
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     if written.and_then(|()| out.flush()).is_err() {
         return ExitCode::from(1);
     }
