@@ -128,6 +128,16 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } EVENTS SEC(".maps");
 
+// Waking the reader for every event costs more than the event itself; it
+// reads every 250 ms anyway, and is woken early only when events pile up.
+#define WAKEUP_BYTES (64 * sizeof(struct event))
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline int rule_matches(const volatile struct rule *r, __u32 family,
 					 const __u32 ip[4], __u32 port)
 {
@@ -278,21 +288,27 @@ static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 	struct bpf_sock *sk = skops->sk;
 	if (!sk)
 		return;
-	struct sk_state *st = bpf_sk_storage_get(&SK_STATE, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	__u32 program_set = st ? st->program_set : 0;
 	__u32 respect = CONFIG.mode == MODE_RESPECT;
+	// A socket the program never called setsockopt() on has no storage.
+	// Respect mode only reads it; force mode marks the connection as
+	// configured, which needs it (an allocation per connection).
+	struct sk_state *st =
+		bpf_sk_storage_get(&SK_STATE, sk, 0, respect ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
+	__u32 program_set = st ? st->program_set : 0;
 	__u32 shim_set = 0;
 
 	if (st)
 		st->managed = 1;
-	if (!(respect && (program_set & (1 << OPT_KEEPALIVE))) && !set_int(skops, OPT_KEEPALIVE, 1))
-		shim_set |= 1 << OPT_KEEPALIVE;
+	// The timers first and SO_KEEPALIVE last: each of them re-arms the
+	// keepalive timer when keepalive is already on.
 	if (!(respect && (program_set & (1 << OPT_IDLE))) && !set_int(skops, OPT_IDLE, CONFIG.idle))
 		shim_set |= 1 << OPT_IDLE;
 	if (!(respect && (program_set & (1 << OPT_INTVL))) && !set_int(skops, OPT_INTVL, CONFIG.intvl))
 		shim_set |= 1 << OPT_INTVL;
 	if (!(respect && (program_set & (1 << OPT_CNT))) && !set_int(skops, OPT_CNT, CONFIG.cnt))
 		shim_set |= 1 << OPT_CNT;
+	if (!(respect && (program_set & (1 << OPT_KEEPALIVE))) && !set_int(skops, OPT_KEEPALIVE, 1))
+		shim_set |= 1 << OPT_KEEPALIVE;
 
 	// A program's own TCP_USER_TIMEOUT always stands, in force mode too.
 	__u32 ut_mode = CONFIG.user_timeout_mode;
@@ -337,7 +353,7 @@ static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 	ev->values[OPT_USER_TIMEOUT] = get_int(skops, OPT_USER_TIMEOUT);
 	ev->option = 0;
 	ev->program_value = 0;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, wakeup_flag());
 }
 
 SEC("sockops")
@@ -436,7 +452,7 @@ int keepalive_setsockopt(struct bpf_sockopt *ctx)
 	ev->option = opt;
 	ev->program_value = asked;
 	ev->values[opt] = value;
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, wakeup_flag());
 	return 1;
 }
 

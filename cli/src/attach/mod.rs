@@ -186,7 +186,14 @@ fn run(m: &ArgMatches, config: &Config<'_>) -> Result<(), String> {
         if let Some(ring) = &events {
             fds.push(PollFd::new(ring, PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        // The BPF side wakes the reader only when events pile up; otherwise
+        // their lines come out within this interval.
+        let interval = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 250_000_000,
+        };
+        let timeout = events.as_ref().map(|_| &interval);
+        match poll(&mut fds, timeout) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
