@@ -5,7 +5,8 @@
 #
 #   scripts/bench.sh           full run (a few minutes), writes BENCHMARKS.md
 #   scripts/bench.sh --quick   smoke run (well under a minute), writes nothing
-#   (both end with scripts/bench-live.sh: `status`/`apply` on running processes)
+#   (both end with scripts/bench-live.sh: `status`/`apply` on running processes,
+#   and scripts/bench-attach.sh: `attach`)
 #
 # Runs as root on Debian/Ubuntu; installs what it needs with apt-get (gcc,
 # libc6-dev, binutils, libkeepalive0, strace). The library measured is
@@ -16,7 +17,7 @@
 # Every variant of a workload runs in the same run, interleaved round by
 # round in a rotating order; the tables give medians over rounds. Each
 # benchmark process measures in blocks and reports its median block.
-# The C programs are in tests/bench/.
+# The C programs are in tests/bench/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,7 +26,7 @@ QUICK=0
 case "${1:-}" in
   --quick) QUICK=1 ;;
   "") ;;
-  -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
 esac
 
@@ -563,3 +564,5 @@ echo "== wrote $ROOT/BENCHMARKS.md"
 
 # Running processes (`status`, `apply`): their own script adds their section.
 if ((QUICK)); then scripts/bench-live.sh --quick; else scripts/bench-live.sh; fi
+# `attach` (BPF on a cgroup): its own script adds its section too.
+if ((QUICK)); then scripts/bench-attach.sh --quick; else scripts/bench-attach.sh; fi
