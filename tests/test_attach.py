@@ -121,9 +121,9 @@ def read_line(stream, timeout: float, what: str) -> str:
 class Attach:
     """`keepalive-shim attach ARGS` in the background, until stop()."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, prefix: tuple = ()):
         self.err = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([str(CLI), "attach", *args], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*prefix, str(CLI), "attach", *args], stdout=subprocess.PIPE,
                                      stderr=self.err, env=clean_env())
         try:
             self.ready = read_line(self.proc.stdout, 20, "readiness line")
@@ -316,6 +316,24 @@ def test_running_process_existing_and_new_connections_and_after_exit():
                 rc, _ = att.stop()
             assert rc == 0
             assert probe.connect("127.0.0.1", port)["options"] == DEFAULTS
+        finally:
+            probe.close()
+            srv.close()
+
+
+def test_capabilities_instead_of_root():
+    """Not root, but CAP_BPF and CAP_NET_ADMIN: attach works."""
+    require_attach()
+    caps = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all,+bpf,+net_admin",
+            "--ambient-caps=-all,+bpf,+net_admin")
+    srv, port = listener("127.0.0.1")
+    with Cgroup() as cg:
+        probe = Probe(cg)
+        try:
+            with Attach("--cgroup", cg.rel, *FLAGS, "--new-only", prefix=caps) as att:
+                assert probe.connect("127.0.0.1", port)["options"] == SHIM
+                rc, err = att.stop(signal.SIGINT)
+            assert rc == 0, err
         finally:
             probe.close()
             srv.close()
