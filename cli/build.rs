@@ -15,13 +15,18 @@ const SOURCE: &str = "bpf/keepalive.bpf.c";
 fn main() {
     println!("cargo:rerun-if-changed={SOURCE}");
     println!("cargo:rerun-if-env-changed=CLANG");
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // Cargo always sets OUT_DIR for a build script.
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
     let object = out_dir.join("keepalive.bpf.o");
     let missing = match compile(&object) {
         Ok(()) => String::new(),
         Err(why) => {
             println!("cargo:warning=keepalive-shim attach is built without its BPF program: {why}");
-            fs::write(&object, b"").expect("cannot write to OUT_DIR");
+            if let Err(e) = fs::write(&object, b"") {
+                // The CLI embeds this file: without it nothing can build.
+                println!("cargo:warning=cannot write {}: {e}", object.display());
+                std::process::exit(1);
+            }
             // A path that never exists: cargo then runs this script on every
             // build, so installing clang and rebuilding is enough.
             println!(

@@ -35,8 +35,8 @@ from conftest import CLI, ROOT, clean_env, require, require_root
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
 
-import netlab  # noqa: E402
-import scenarios as S  # noqa: E402
+import netlab
+import scenarios as S
 
 PROBE = ROOT / "tests" / "programs" / "attach_probe.py"
 CLIENTS = ROOT / "tests" / "lab" / "clients"
@@ -70,7 +70,7 @@ class Cgroup:
         self.rel = "/ks-test-%d-%d" % (os.getpid(), next(_names))
         self.path = self.mount / self.rel.lstrip("/")
 
-    def __enter__(self) -> "Cgroup":
+    def __enter__(self) -> Cgroup:
         self.path.mkdir()
         return self
 
@@ -127,11 +127,11 @@ class Attach:
                                      stderr=self.err, env=clean_env())
         try:
             self.ready = read_line(self.proc.stdout, 20, "readiness line")
-        except AssertionError:
+        except AssertionError as e:
             self.proc.kill()
             self.proc.wait()
             self.err.seek(0)
-            raise AssertionError("attach did not get ready: %s" % self.err.read())
+            raise AssertionError("attach did not get ready: %s" % self.err.read()) from e
         assert self.ready.startswith(READY_PREFIX), self.ready
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
@@ -147,7 +147,7 @@ class Attach:
         self.err.seek(0)
         return rc, self.err.read()
 
-    def __enter__(self) -> "Attach":
+    def __enter__(self) -> Attach:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -214,11 +214,11 @@ def test_options_on_new_connections_filters_and_servers():
                 assert accepted["options"] == SHIM
                 rc, err = att.stop()
             assert rc == 0, err
-            lines = [l for l in err.splitlines() if "TCP_KEEPIDLE=17" in l]
+            lines = [line for line in err.splitlines() if "TCP_KEEPIDLE=17" in line]
             assert len(lines) == 3, err
-            assert any(l.startswith("keepalive-shim: peer=127.0.0.1:%d " % port_a) for l in lines), err
-            assert any(l.startswith("keepalive-shim: peer=[::1]:%d " % port_c) for l in lines), err
-            assert any(l.startswith("keepalive-shim: accepted=127.0.0.1:") for l in lines), err
+            assert any(line.startswith("keepalive-shim: peer=127.0.0.1:%d " % port_a) for line in lines), err
+            assert any(line.startswith("keepalive-shim: peer=[::1]:%d " % port_c) for line in lines), err
+            assert any(line.startswith("keepalive-shim: accepted=127.0.0.1:") for line in lines), err
             assert ":%d " % port_b not in err
 
             # INCLUDE: only IPv6 destinations.
@@ -429,7 +429,7 @@ def firewall_forgets_under_attach(client: str, exe: str, attach: bool) -> S.Resu
             run.finish(lab, cap, proc, server)
             if att is not None:
                 rc, err = att.stop()
-                res.shim_lines = [l for l in err.splitlines() if "peer=" in l] + ["exit status %d" % rc]
+                res.shim_lines = [line for line in err.splitlines() if "peer=" in line] + ["exit status %d" % rc]
     return res
 
 
@@ -438,15 +438,15 @@ def test_static_and_go_clients_survive_the_firewall_under_attach(lab_clients):
     with ThreadPoolExecutor(len(runs)) as pool:
         futures = {r: pool.submit(firewall_forgets_under_attach, r[0], lab_clients[r[0]], r[1]) for r in runs}
         results = {r: f.result(timeout=150) for r, f in futures.items()}
-    for (client, attach), res in results.items():
+    for (_client, attach), res in results.items():
         detail = json.dumps(res.row(), indent=1)
         if attach:
             assert res.outcome == "ok", detail
             assert res.same_connection, detail
             assert res.probes >= 1 and res.drops == 0, detail
             assert res.shim_lines[-1] == "exit status 0", detail
-            assert any(":%d " % netlab.PORT in l and "SO_KEEPALIVE=1 TCP_KEEPIDLE=2 TCP_KEEPINTVL=1 TCP_KEEPCNT=3"
-                       in l for l in res.shim_lines), detail
+            assert any(":%d " % netlab.PORT in line and "SO_KEEPALIVE=1 TCP_KEEPIDLE=2 TCP_KEEPINTVL=1 TCP_KEEPCNT=3"
+                       in line for line in res.shim_lines), detail
         else:
             assert res.outcome == "hang", detail
             assert res.probes == 0 and res.drops >= 1, detail

@@ -10,6 +10,7 @@ declare -A PROVIDES=(
 # What the full build needs: clang and the libbpf headers compile the BPF
 # programs of `keepalive-shim attach` (without them the CLI builds, and
 # attach says how to get them).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_APT_PACKAGES=(clang libbpf-dev)
 
 install_apt_packages() {

@@ -23,7 +23,6 @@ socket's SO_KEEPALIVE, TCP_KEEPCNT and TCP_USER_TIMEOUT).
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
@@ -136,7 +135,7 @@ def main():
         raise SystemExit("variants did not do their job: " + "; ".join(sorted(set(bad))))
 
     def ratio(a, b):
-        return statistics.median(x / y for x, y in zip(results[a], results[b]))
+        return statistics.median(x / y for x, y in zip(results[a], results[b], strict=True))
 
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print("<!-- bench-attach: written by scripts/bench-attach.sh -->")

@@ -66,11 +66,8 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
 /// The first `prefix` bits set, as bytes in network order (an IPv4 mask
 /// fills the first four).
 fn mask_bytes(prefix: u8) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for bit in 0..usize::from(prefix.min(128)) {
-        out[bit / 8] |= 0x80 >> (bit % 8);
-    }
-    out
+    let host_bits = 128u32.saturating_sub(u32::from(prefix));
+    u128::MAX.checked_shl(host_bits).unwrap_or(0).to_be_bytes()
 }
 
 fn put_rule(out: &mut Vec<u8>, rule: &Rule) {
@@ -98,7 +95,11 @@ fn put_rules(out: &mut Vec<u8>, list: &RuleList) {
     for rule in rules {
         put_rule(out, rule);
     }
-    out.resize(out.len() + (MAX_RULES - rules.len()) * RULE_SIZE, 0);
+    let unused = MAX_RULES.saturating_sub(rules.len());
+    out.resize(
+        out.len().saturating_add(unused.saturating_mul(RULE_SIZE)),
+        0,
+    );
 }
 
 /// `struct config` for `config`.
@@ -202,18 +203,22 @@ const EV_ACTIVE: u32 = 1;
 const EV_PASSIVE: u32 = 2;
 const EV_FORCE: u32 = 3;
 
-fn u32_at(b: &[u8], offset: usize) -> u32 {
-    b.get(offset..offset + 4)
-        .and_then(|s| s.try_into().ok())
+/// `struct event` as 32-bit words: 0 kind, 1 family, 2-5 local address,
+/// 6-9 remote address, 10 local port, 11 remote port, 12 options set, 13
+/// options the program had set, 14-18 values, 19 option (force), 20 the
+/// program's value (force).
+fn words(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
         .map(u32::from_ne_bytes)
-        .unwrap_or(0)
+        .collect()
 }
 
-fn addr(b: &[u8], offset: usize, family: u32, port: u32) -> String {
-    let mut ip = [0u8; 16];
-    if let Some(src) = b.get(offset..offset + 16) {
-        ip.copy_from_slice(src);
-    }
+fn addr(words: &[u32], first: usize, family: u32, port: u32) -> String {
+    let bytes: Vec<u8> = (first..first.saturating_add(4))
+        .flat_map(|i| words.get(i).copied().unwrap_or(0).to_ne_bytes())
+        .collect();
+    let ip: [u8; 16] = bytes.try_into().unwrap_or([0; 16]);
     if family == 4 {
         format!("{}:{port}", Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))
     } else {
@@ -227,20 +232,22 @@ pub fn event_line(b: &[u8], level: Level) -> Option<String> {
     if b.len() < EVENT_SIZE {
         return None;
     }
-    let kind = u32_at(b, 0);
-    let family = u32_at(b, 4);
-    let local = addr(b, 8, family, u32_at(b, 40));
-    let remote = addr(b, 24, family, u32_at(b, 44));
-    let shim_set = u32_at(b, 48);
-    let program_set = u32_at(b, 52);
-    let value = |i: usize| u32_at(b, 56 + 4 * i) as i32;
+    let w = words(b);
+    let word = |i: usize| w.get(i).copied().unwrap_or(0);
+    let family = word(1);
+    let local = addr(&w, 2, family, word(10));
+    let remote = addr(&w, 6, family, word(11));
+    let shim_set = word(12);
+    let program_set = word(13);
+    let value = |opt: usize| word(opt.saturating_add(14)) as i32;
+    let kind = word(0);
     let mut line = match kind {
         EV_ACTIVE => format!("peer={remote} local={local}"),
         EV_PASSIVE => format!("accepted={remote} local={local}"),
         EV_FORCE => {
-            let opt = u32_at(b, 76) as usize;
+            let opt = word(19) as usize;
             let name = OPTION_NAMES.get(opt)?;
-            let asked = u32_at(b, 80) as i32;
+            let asked = word(20) as i32;
             return Some(format!(
                 "peer={remote} local={local} force: kept {name}={} (the program set {asked})",
                 value(opt)
@@ -268,9 +275,14 @@ pub fn event_line(b: &[u8], level: Level) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use keepalive_shim_config::resolve_env;
+
+    fn u32_at(b: &[u8], offset: usize) -> u32 {
+        u32::from_ne_bytes(b[offset..offset + 4].try_into().unwrap())
+    }
 
     fn config(env: &[(&'static str, &'static str)]) -> Config<'static> {
         resolve_env(

@@ -197,7 +197,7 @@ fn run(m: &ArgMatches, config: &Config<'_>) -> Result<(), String> {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
-        let signalled = !fds[0].revents().is_empty();
+        let signalled = fds.first().is_some_and(|f| !f.revents().is_empty());
         drop(fds);
         if let Some(ring) = events.as_mut() {
             drain(ring, config.log_level);
@@ -232,7 +232,7 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, level: Level) {
 fn apply_existing(dir: &Path, config: &Config<'_>) -> String {
     let plan = ApplyPlan::from_config(config);
     let me = std::process::id() as i32;
-    let (mut processes, mut changed, mut failed) = (0, 0, 0);
+    let (mut processes, mut changed, mut failed) = (0u32, 0u32, 0u32);
     for pid in cgroup::procs_recursive(dir) {
         if pid == me {
             continue;
@@ -242,19 +242,19 @@ fn apply_existing(dir: &Path, config: &Config<'_>) -> String {
         match &report.error {
             Some(live::ProcessError::NoSuchProcess | live::ProcessError::Exited) => continue,
             Some(e) => {
-                failed += 1;
+                failed = failed.saturating_add(1);
                 err(format!(
                     "warning: existing connections of pid {pid} ({name}): {e}"
                 ));
             }
-            None => processes += 1,
+            None => processes = processes.saturating_add(1),
         }
         for s in &report.sockets {
             if s.actions
                 .iter()
                 .any(|a| matches!(a, live::apply::Action::Set { .. }))
             {
-                changed += 1;
+                changed = changed.saturating_add(1);
             }
             if s.error.is_some() || config.log_level >= Level::Info {
                 err(format!("existing: pid {pid} ({name}) {s}"));
