@@ -121,10 +121,10 @@ def read_line(stream, timeout: float, what: str) -> str:
 class Attach:
     """`keepalive-shim attach ARGS` in the background, until stop()."""
 
-    def __init__(self, *args: str, prefix: tuple = ()):
+    def __init__(self, *args: str, prefix: tuple = (), env: dict | None = None):
         self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([*prefix, str(CLI), "attach", *args], stdout=subprocess.PIPE,
-                                     stderr=self.err, env=clean_env())
+                                     stderr=self.err, env=env or clean_env())
         try:
             self.ready = read_line(self.proc.stdout, 20, "readiness line")
         except AssertionError as e:
@@ -316,6 +316,32 @@ def test_running_process_existing_and_new_connections_and_after_exit():
                 rc, _ = att.stop()
             assert rc == 0
             assert probe.connect("127.0.0.1", port)["options"] == DEFAULTS
+        finally:
+            probe.close()
+            srv.close()
+
+
+def test_unit_names_its_cgroup(tmp_path):
+    """--unit asks systemd for the unit's ControlGroup (here a stand-in
+    systemctl on PATH: the test host may have no systemd)."""
+    require_attach()
+    srv, port = listener("127.0.0.1")
+    with Cgroup() as cg:
+        fake = tmp_path / "systemctl"
+        fake.write_text('#!/bin/sh\n[ "$*" = "show --property=ControlGroup --value -- worker.service" ] || exit 1\n'
+                        'echo %s\n' % cg.rel)
+        fake.chmod(0o755)
+        probe = Probe(cg)
+        try:
+            env = clean_env()
+            env["PATH"] = "%s:%s" % (tmp_path, env.get("PATH", "/usr/bin:/bin"))
+            with Attach("--unit", "worker.service", *FLAGS, env=env) as att:
+                assert att.ready.startswith(READY_PREFIX + str(cg.path) + ":"), att.ready
+                assert probe.connect("127.0.0.1", port)["options"] == SHIM
+                assert att.stop()[0] == 0
+            gone = subprocess.run([str(CLI), "attach", "--unit", "other.service"], capture_output=True, text=True,
+                                  timeout=20, env=env)
+            assert gone.returncode == 1 and "systemctl show other.service failed" in gone.stderr, gone
         finally:
             probe.close()
             srv.close()
