@@ -92,11 +92,28 @@ pub fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Leave connections that exist at start alone (default: apply to them too, as `apply` does)"),
         )
-        .after_help(
-            "Prints one line when attached. At --log info, one line per configured connection. \
-             Needs Linux 6.0 or newer, cgroup v2, and root or CAP_BPF + CAP_NET_ADMIN. \
-             The KEEPALIVE_SHIM_* environment counts too; a flag overrides its variable.",
-        )
+        .after_help(format!(
+            "{} Prints one line on stdout once attached (`keepalive-shim: attached to ...`); at \
+             --log info, one line per configured connection on stderr. SIGTERM or SIGINT \
+             detaches and exits 0; a missing requirement exits 1 with what is missing, a usage \
+             error 2. Needs Linux 6.0 or newer, cgroup v2, and root or CAP_BPF + CAP_NET_ADMIN \
+             (CAP_SYS_PTRACE too for existing connections), and a build with clang and \
+             libbpf-dev. Like `apply`, it reads no KEEPALIVE_SHIM_* variable and no config \
+             file: its flags and the defaults are all it uses.",
+            defaults()
+        ))
+}
+
+/// "Defaults: --idle 60 s, ...", from the settings table.
+fn defaults() -> String {
+    let items: Vec<String> = KEYS
+        .iter()
+        .filter_map(|&k| {
+            let s = setting(k);
+            Some(format!("--{} {}", s.flag?, crate::plain(s.default_doc)))
+        })
+        .collect();
+    format!("Defaults: {}.", items.join(", "))
 }
 
 /// The effective configuration: the flags over the settings table's
