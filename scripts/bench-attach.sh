@@ -3,7 +3,7 @@
 # loopback connect+close loop in a cgroup under attach vs the same cgroup
 # without, side by side in one run (tests/bench/attach_bench.py).
 #
-#   scripts/bench-attach.sh           full run (about a minute); replaces its own
+#   scripts/bench-attach.sh           full run (about two minutes); replaces its own
 #                                     section of BENCHMARKS.md (or appends it)
 #   scripts/bench-attach.sh --quick   smoke run, writes nothing
 #
@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ROUNDS=41 ITER=1500 WARM=200 WRITE=1
+REPS=9 BLOCKS=100 WARM=5 WRITE=1
 case "${1:-}" in
-  --quick) ROUNDS=3 ITER=500 WARM=100 WRITE=0 ;;
+  --quick) REPS=1 BLOCKS=10 WARM=2 WRITE=0 ;;
   "") ;;
   -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
@@ -33,9 +33,9 @@ fi
 
 B=$(mktemp -d /tmp/ks-bench-attach.XXXXXX)
 trap 'rm -rf "$B"' EXIT
-gcc -O2 -Wall -Wextra -Werror -o "$B/attach_connect" tests/bench/attach_connect.c
-echo "== attach: connect+close per connection, $ROUNDS rounds"
-python3 tests/bench/attach_bench.py "$CLI" "$B/attach_connect" "$ROUNDS" "$ITER" "$WARM" >"$B/section.md"
+gcc -O2 -Wall -Wextra -Werror -o "$B/attach_pair" tests/bench/attach_pair.c
+echo "== attach: connect+close per connection, $REPS reps of each comparison in both orders"
+python3 tests/bench/attach_bench.py "$CLI" "$B/attach_pair" "$REPS" "$BLOCKS" "$WARM" >"$B/section.md"
 cat "$B/section.md"
 ((WRITE)) || exit 0
 

@@ -1,26 +1,28 @@
 #!/usr/bin/env python3
 """The cost per connection under `keepalive-shim attach`.
 
-    attach_bench.py CLI ATTACH_CONNECT ROUNDS ITERATIONS WARMUP
+    attach_bench.py CLI ATTACH_PAIR REPS BLOCKS WARMUP
 
-ATTACH_CONNECT is tests/bench/attach_connect.c, built: a socket()+connect()+
-close() loop to a loopback listener, whose connecting sockets belong to a
-cgroup and whose listener does not (one configured connection per
-iteration). Four test cgroups exist side by side for the whole run: one
-without anything attached, and three each under its own `attach` (defaults;
-`--user-timeout auto`; `--log info`, its lines to /dev/null). Round by round,
-in a rotating order, every variant runs once: plain connects in each cgroup,
-and, in the bare cgroup, the same loop setting the options itself (the
-floor: what the kernel work of the options costs without BPF). Each process
-reports its median block of 100 connects; the tables give medians over
-rounds and medians of per-round ratios. With kernel.bpf_stats_enabled on
-for the run, the kernel's own accounting gives the sock_ops program's time.
+ATTACH_PAIR is tests/bench/attach_pair.c, built: two processes, each in its
+own cgroup, take turns doing blocks of 100 loopback socket()+connect()+
+close(); it reports the median ratio of a B block to the A blocks around
+it (the listener is outside the cgroups: one configured connection per
+connect). Five test cgroups exist for the whole run: two without anything
+attached, and three each under its own `attach` (defaults;
+`--user-timeout auto`; `--log info`, its lines to /dev/null), all running at
+once. Each comparison runs REPS times in both orders (X as B, then X as A),
+and the estimate of a rep is sqrt(ratio1 / ratio2), which cancels whatever
+favours one side of a pair; the table gives the median over reps and the
+control (no attach vs no attach) shows what is left of the method's bias.
+With kernel.bpf_stats_enabled on for the run, the kernel's own accounting
+gives the sock_ops program's run time per connection.
 
-Prints a Markdown section; checks that every variant did its job (the last
+Prints a Markdown section; checks that every side did its job (the last
 socket's SO_KEEPALIVE, TCP_KEEPCNT and TCP_USER_TIMEOUT).
 """
 
 import json
+import math
 import os
 import platform
 import signal
@@ -30,18 +32,28 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (cgroup key, mode, attach flags or None, expected last options, description)
-VARIANTS = {
-    "none": ("bare", "plain", None, "0 9 0", "no attach, no options"),
-    "floor4": ("bare", "floor4", None, "1 6 0",
-               "no attach; the program sets SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT itself (floor, 4 options)"),
-    "attach": ("a", "plain", [], "1 6 0", "attach, defaults (4 options)"),
-    "floor5": ("bare", "floor5", None, "1 6 120000", "no attach; the program sets the 5 options itself (floor, 5)"),
-    "attach-auto": ("b", "plain", ["--user-timeout", "auto"], "1 6 120000",
-                    "attach --user-timeout auto (5 options, auto from 3 bpf_getsockopt)"),
-    "attach-log": ("c", "plain", ["--log", "info"], "1 6 0",
-                   "attach --log info (a ring-buffer event and a log line per connection)"),
+# cgroup key -> attach flags (None: nothing attached)
+CGROUPS = {"bare": None, "bare2": None, "a": [], "b": ["--user-timeout", "auto"], "c": ["--log", "info"]}
+# side -> (cgroup key, mode, expected last options, description)
+SIDES = {
+    "none": ("bare", "plain", "0,9,0", "no attach, no options"),
+    "none2": ("bare2", "plain", "0,9,0", "no attach, no options (another cgroup)"),
+    "floor4": ("bare", "floor4", "1,6,0", "no attach; the program sets SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT itself"),
+    "floor5": ("bare", "floor5", "1,6,120000", "no attach; the program sets the 5 options itself"),
+    "attach": ("a", "plain", "1,6,0", "attach, defaults (4 options)"),
+    "attach-auto": ("b", "plain", "1,6,120000", "attach --user-timeout auto (5 options)"),
+    "attach-log": ("c", "plain", "1,6,0", "attach --log info (a ring-buffer event and a line per connection)"),
 }
+# (measured, against)
+COMPARISONS = [
+    ("none2", "none"),
+    ("floor4", "none"),
+    ("attach", "none"),
+    ("attach", "floor4"),
+    ("attach-auto", "none"),
+    ("attach-auto", "floor5"),
+    ("attach-log", "none"),
+]
 
 
 def v2_mount():
@@ -53,21 +65,13 @@ def v2_mount():
     raise SystemExit("no cgroup v2 mount")
 
 
-def field(out, name):
-    for word in out.split():
-        if word.startswith(name + "="):
-            return word.split("=", 1)[1]
-    return None
+def fields(out):
+    return dict(word.split("=", 1) for word in out.split() if "=" in word)
 
 
 def q(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(p * len(values)))]
-
-
-def spread(values):
-    m = statistics.median(values)
-    return 100 * (q(values, 0.75) - q(values, 0.25)) / 2 / m if m else 0
 
 
 def bpf_prog_stats(cgroup):
@@ -83,45 +87,48 @@ def bpf_prog_stats(cgroup):
 
 
 def main():
-    cli, prog, rounds, iters, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    cli, pair, reps, blocks, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     mount = v2_mount()
-    tag = "ks-bench-%d" % os.getpid()
-    cgroups = {k: mount / ("%s-%s" % (tag, k)) for k in ("bare", "a", "b", "c")}
+    cgroups = {k: mount / ("ks-bench-%d-%s" % (os.getpid(), k)) for k in CGROUPS}
     attaches = []
     stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_before = stats_file.read_text().strip()
-    results = {v: [] for v in VARIANTS}
-    bad = []
-    connects = {k: 0 for k in cgroups}
+    estimates = {c: [] for c in COMPARISONS}
+    ns = {s: [] for s in SIDES}
+    connects = dict.fromkeys(CGROUPS, 0)
+    bad = set()
+
+    def run(side_a, side_b):
+        (ka, ma, ea, _), (kb, mb, eb, _) = SIDES[side_a], SIDES[side_b]
+        out = fields(subprocess.run([pair, str(cgroups[ka] / "cgroup.procs"), ma, str(cgroups[kb] / "cgroup.procs"),
+                                     mb, str(blocks), str(warm)], capture_output=True, text=True, check=True).stdout)
+        connects[ka] += (blocks + warm + 1) * 100
+        connects[kb] += (blocks + warm) * 100
+        for side, want, got in ((side_a, ea, out["a_opts"]), (side_b, eb, out["b_opts"])):
+            if got != want:
+                bad.add("%s: got %s, want %s" % (side, got, want))
+        ns[side_a].append(float(out["a_ns"]))
+        ns[side_b].append(float(out["b_ns"]))
+        return float(out["ratio"])
+
     try:
-        for cg in cgroups.values():
-            cg.mkdir()
-        for v, (key, _, flags, _, _) in VARIANTS.items():
+        for k, flags in CGROUPS.items():
+            cgroups[k].mkdir()
             if flags is None:
                 continue
-            p = subprocess.Popen([cli, "attach", "--cgroup", str(cgroups[key])] + flags,
+            p = subprocess.Popen([cli, "attach", "--cgroup", str(cgroups[k])] + flags,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             attaches.append(p)
             ready = p.stdout.readline()
             if not ready.startswith("keepalive-shim: attached to "):
-                raise SystemExit("attach for %s did not get ready: %r" % (v, ready))
+                raise SystemExit("attach %s did not get ready: %r" % (flags, ready))
         stats_file.write_text("1\n")
-        names = list(VARIANTS)
-        for r in range(-1, rounds):  # round -1 warms up and is not recorded
-            order = names[r % len(names):] + names[:r % len(names)] if r >= 0 else names
-            if r % 2:
-                order = order[::-1]
-            for v in order:
-                key, mode, _, expect, _ = VARIANTS[v]
-                out = subprocess.run([prog, str(cgroups[key] / "cgroup.procs"), mode, str(iters), str(warm)],
-                                     capture_output=True, text=True, check=True).stdout
-                connects[key] += (iters // 100) * 100 + warm
-                got = "%s %s %s" % (field(out, "SO_KEEPALIVE"), field(out, "TCP_KEEPCNT"),
-                                    field(out, "TCP_USER_TIMEOUT"))
-                if got != expect:
-                    bad.append("%s: got %s, want %s" % (v, got, expect))
-                if r >= 0:
-                    results[v].append(float(field(out, "ns_per_op")))
+        run("none", "none2")  # warm-up, not recorded
+        for rep in range(reps):
+            for measured, against in (COMPARISONS[rep % len(COMPARISONS):] + COMPARISONS[:rep % len(COMPARISONS)]):
+                r1 = run(against, measured)  # measured as B
+                r2 = run(measured, against)  # measured as A
+                estimates[(measured, against)].append(math.sqrt(r1 / r2))
         kernel = {k: bpf_prog_stats(cgroups[k]) for k in ("a", "b", "c")}
     finally:
         stats_file.write_text(stats_before + "\n")
@@ -132,48 +139,54 @@ def main():
             if cg.exists():
                 cg.rmdir()
     if bad:
-        raise SystemExit("variants did not do their job: " + "; ".join(sorted(set(bad))))
-
-    def ratio(a, b):
-        return statistics.median(x / y for x, y in zip(results[a], results[b], strict=True))
+        raise SystemExit("a side did not do its job: " + "; ".join(sorted(bad)))
 
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print("<!-- bench-attach: written by scripts/bench-attach.sh -->")
     print("## `attach`: cost per connection (issue 11)\n")
     print("- **Date:** %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    print("- **Machine:** %d CPUs; Linux %s; load average %s at the end" % (os.cpu_count(), platform.release(), load))
-    print("- **Setup:** `tests/bench/attach_connect.c`: socket()+connect()+close() to a loopback listener, the "
-          "connecting side in a test cgroup, the listener outside it; %d rounds x %d variants in a rotating order, "
-          "%d connects per process (after %d warm-up), median block of 100; medians over rounds; spread = half the "
-          "interquartile range; ratios are medians of per-round ratios. The attach instances (one per cgroup, "
-          "all running at once) use the defaults: idle 60 s, interval 10 s, count 6.\n" % (rounds, len(VARIANTS), iters, warm))
-    print("| variant | median per connect | spread | ratio to no attach | ratio to the floor |")
+    print("- **Machine:** %d CPUs; Linux %s; load average %s at the end (a machine shared with other "
+          "builds)" % (os.cpu_count(), platform.release(), load))
+    print("- **Method:** `tests/bench/attach_pair.c`: two processes, each in its own test cgroup, take turns "
+          "doing blocks of 100 loopback socket()+connect()+close() (the listener is outside the cgroups, so one "
+          "configured connection per connect); the ratio of each block of one to the blocks of the other around "
+          "it, median over %d blocks (after %d warm-up). Every comparison runs %d times in both orders; a rep's "
+          "estimate is sqrt(ratio as B / ratio as A), which cancels a bias for either side; the table gives the "
+          "median over reps and their spread (half the interquartile range). All attach instances (one per "
+          "cgroup) run at once, with the defaults (idle 60 s, interval 10 s, count 6).\n" % (blocks, warm, reps))
+    print("| measured | against | ratio (median) | spread | per connect (median over runs) |")
     print("|---|---|---|---|---|")
-    floors = {"attach": "floor4", "attach-log": "floor4", "attach-auto": "floor5"}
-    for v, (_, _, _, _, desc) in VARIANTS.items():
-        fl = "%.3f (vs %s)" % (ratio(v, floors[v]), floors[v]) if v in floors else "-"
-        print("| %s | %.2f µs | ±%.0f%% | %.3f | %s |" % (desc, statistics.median(results[v]) / 1000,
-                                                         spread(results[v]), ratio(v, "none"), fl))
+    for (measured, against), est in estimates.items():
+        m = statistics.median(est)
+        sp = 100 * (q(est, 0.75) - q(est, 0.25)) / 2 / m
+        print("| %s | %s | %.4f | ±%.1f%% | %.2f µs vs %.2f µs |" % (
+            SIDES[measured][3], SIDES[against][3], m, sp,
+            statistics.median(ns[measured]) / 1000, statistics.median(ns[against]) / 1000))
     print()
-    print("| in the kernel (kernel.bpf_stats_enabled) | run time per connection | per invocation | invocations per connection |")
-    print("|---|---|---|---|")
-    for key, v in (("a", "attach"), ("b", "attach-auto"), ("c", "attach-log")):
-        for name, ns, cnt in kernel[key]:
+    print("| in the kernel (kernel.bpf_stats_enabled) | program | run time per connection | per invocation | "
+          "invocations per connection |")
+    print("|---|---|---|---|---|")
+    for key, side in (("a", "attach"), ("b", "attach-auto"), ("c", "attach-log")):
+        for name, run_ns, cnt in kernel[key]:
             n = connects[key]
-            print("| %s: `%s` | %.0f ns | %.0f ns | %.1f |" % (VARIANTS[v][4], name, ns / n if n else 0,
-                                                              ns / cnt if cnt else 0, cnt / n if n else 0))
+            print("| %s | `%s` | %.0f ns | %.0f ns | %.1f |" % (SIDES[side][3], name, run_ns / n if n else 0,
+                                                               run_ns / cnt if cnt else 0, cnt / n if n else 0))
     print()
-    a = ratio("attach", "none")
-    print("Goal (issue 11): cost per connection with `attach` ≤ 1.01 x without. Measured: %.3f x "
-          "(the floor, the same options set by the program itself without BPF: %.3f x; attach vs the floor: %.3f). "
-          "The options themselves are kernel work that any way of setting them pays (`setsockopt` on a connected "
-          "socket arms the keepalive timer); what attach adds beyond that is the sock_ops program's own run time "
-          "in the second table, a fraction of a microsecond against a connect of tens of microseconds. "
-          "Every variant's last socket was checked (SO_KEEPALIVE, TCP_KEEPCNT, TCP_USER_TIMEOUT)."
-          % (a, ratio("floor4", "none"), ratio("attach", "floor4")))
+
+    def est(c):
+        return statistics.median(estimates[c])
+
+    print("Goal (issue 11): cost per connection with `attach` ≤ 1.01 x without. Measured: %.4f x; the same "
+          "options set by the program itself, without BPF, cost %.4f x, and attach against that floor is "
+          "%.4f x (control, no attach against no attach: %.4f). The options are kernel work that any way of "
+          "setting them pays (each `setsockopt` on a connected socket re-arms the keepalive timer); what BPF "
+          "adds is the sock_ops program's own time in the second table (it runs about five times per connection, "
+          "at every sock_ops event of the socket, and works at one). Every side's last socket was checked "
+          "(SO_KEEPALIVE, TCP_KEEPCNT, TCP_USER_TIMEOUT)."
+          % (est(("attach", "none")), est(("floor4", "none")), est(("attach", "floor4")), est(("none2", "none"))))
     print()
     print("Reproduce: `scripts/bench-attach.sh` (as root), which runs `python3 tests/bench/attach_bench.py "
-          "target/release/keepalive-shim $B/attach_connect %d %d %d`." % (rounds, iters, warm))
+          "target/release/keepalive-shim $B/attach_pair %d %d %d`." % (reps, blocks, warm))
     print("<!-- /bench-attach -->")
 
 
