@@ -247,8 +247,9 @@ def test_respect_and_force():
                 before = probe.connect("127.0.0.1", port, before=own_idle)["options"]
                 # auto = (60 + 4 x 3) s from the program's own idle.
                 assert before == dict(SHIM, TCP_KEEPIDLE=60, TCP_USER_TIMEOUT=72000)
+                # Set after connect(): the user timeout follows, as in the library.
                 after = probe.connect("127.0.0.1", port, after=own_idle)["options"]
-                assert after == dict(SHIM, TCP_KEEPIDLE=60, TCP_USER_TIMEOUT=29000)
+                assert after == dict(SHIM, TCP_KEEPIDLE=60, TCP_USER_TIMEOUT=72000)
                 assert att.stop()[0] == 0
             with Attach("--cgroup", cg.rel, *FLAGS, "--mode", "force", "--log", "info") as att:
                 forced = probe.connect("127.0.0.1", port, before=dict(own_idle, TCP_USER_TIMEOUT=1234))

@@ -88,12 +88,18 @@ _Static_assert(sizeof(struct config) == 2600, "mirrored in cli/src/attach/bpf.rs
 
 volatile const struct config CONFIG = {};
 
-// Per socket: which options the program set itself, and whether this program
-// configured the connection (force mode then guards it).
+// Per socket: which options the program set itself, and what this program
+// did to the connection.
 struct sk_state {
 	__u32 program_set;
-	__u32 managed;
+	__u32 flags;
 };
+
+// The connection was configured here (force mode then guards it).
+#define ST_MANAGED 1
+// Its TCP_USER_TIMEOUT is an `auto` value set here: respect mode computes it
+// again when the program changes the idle time, interval or count.
+#define ST_AUTO_UT 2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -289,16 +295,18 @@ static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 	if (!sk)
 		return;
 	__u32 respect = CONFIG.mode == MODE_RESPECT;
+	__u32 ut_mode = CONFIG.user_timeout_mode;
 	// A socket the program never called setsockopt() on has no storage.
-	// Respect mode only reads it; force mode marks the connection as
-	// configured, which needs it (an allocation per connection).
-	struct sk_state *st =
-		bpf_sk_storage_get(&SK_STATE, sk, 0, respect ? 0 : BPF_SK_STORAGE_GET_F_CREATE);
+	// Plain respect mode only reads it; force mode and an `auto` user
+	// timeout record what was done here, which needs it (an allocation per
+	// connection).
+	__u64 create = respect && ut_mode != UT_AUTO ? 0 : BPF_SK_STORAGE_GET_F_CREATE;
+	struct sk_state *st = bpf_sk_storage_get(&SK_STATE, sk, 0, create);
 	__u32 program_set = st ? st->program_set : 0;
 	__u32 shim_set = 0;
 
 	if (st)
-		st->managed = 1;
+		st->flags |= ST_MANAGED;
 	// The timers first and SO_KEEPALIVE last: each of them re-arms the
 	// keepalive timer when keepalive is already on.
 	if (!(respect && (program_set & (1 << OPT_IDLE))) && !set_int(skops, OPT_IDLE, CONFIG.idle))
@@ -311,7 +319,6 @@ static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 		shim_set |= 1 << OPT_KEEPALIVE;
 
 	// A program's own TCP_USER_TIMEOUT always stands, in force mode too.
-	__u32 ut_mode = CONFIG.user_timeout_mode;
 	if (ut_mode != UT_OFF && !(program_set & (1 << OPT_USER_TIMEOUT))) {
 		__u32 ms = CONFIG.user_timeout_ms;
 
@@ -327,8 +334,11 @@ static __always_inline void configure(struct bpf_sock_ops *skops, __u32 kind)
 			else
 				ms = auto_ms(idle, intvl, cnt);
 		}
-		if (ms && !set_int(skops, OPT_USER_TIMEOUT, ms))
+		if (ms && !set_int(skops, OPT_USER_TIMEOUT, ms)) {
 			shim_set |= 1 << OPT_USER_TIMEOUT;
+			if (st && ut_mode == UT_AUTO)
+				st->flags |= ST_AUTO_UT;
+		}
 	}
 
 	if (CONFIG.log_level < LOG_INFO)
@@ -370,6 +380,38 @@ int keepalive_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+static __always_inline int sk_get_int(struct bpf_sock *sk, int optname)
+{
+	int v = -1;
+
+	if (bpf_getsockopt(sk, SOL_TCP, optname, &v, sizeof(v)))
+		return -1;
+	return v;
+}
+
+// Respect mode, `auto` user timeout: the program is changing its idle time,
+// interval or count (to the value in ctx->optval, which the kernel applies
+// after this program). The user timeout follows, from the new value and
+// the two others as they are, as the preload library does.
+static __always_inline void refresh_auto_user_timeout(struct bpf_sockopt *ctx, struct bpf_sock *sk,
+						     __u32 opt)
+{
+	int *optval = ctx->optval;
+	if ((void *)(optval + 1) > ctx->optval_end)
+		return;
+	int v = *optval;
+	int max = opt == OPT_CNT ? 127 : 32767;
+	if (v < 1 || v > max)
+		return; // the kernel refuses it: nothing changes
+	int idle = opt == OPT_IDLE ? v : sk_get_int(sk, TCP_KEEPIDLE);
+	int intvl = opt == OPT_INTVL ? v : sk_get_int(sk, TCP_KEEPINTVL);
+	int cnt = opt == OPT_CNT ? v : sk_get_int(sk, TCP_KEEPCNT);
+	if (idle < 0 || intvl < 0 || cnt < 0)
+		return;
+	int ms = auto_ms(idle, intvl, cnt);
+	bpf_setsockopt(sk, SOL_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+}
+
 SEC("cgroup/setsockopt")
 int keepalive_setsockopt(struct bpf_sockopt *ctx)
 {
@@ -395,7 +437,17 @@ int keepalive_setsockopt(struct bpf_sockopt *ctx)
 	if (!st)
 		return 1;
 	st->program_set |= 1 << opt;
-	if (CONFIG.mode != MODE_FORCE || !st->managed || opt == OPT_USER_TIMEOUT)
+	if (opt == OPT_USER_TIMEOUT) {
+		// The program's own from now on, in either mode.
+		st->flags &= ~ST_AUTO_UT;
+		return 1;
+	}
+	if (CONFIG.mode != MODE_FORCE) {
+		if ((st->flags & ST_AUTO_UT) && opt != OPT_KEEPALIVE)
+			refresh_auto_user_timeout(ctx, sk, opt);
+		return 1;
+	}
+	if (!(st->flags & ST_MANAGED))
 		return 1;
 
 	// Force mode on a connection this program configured: the program's
