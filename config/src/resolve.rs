@@ -124,6 +124,8 @@ where
 }
 
 #[cfg(test)]
+// Tests may panic: a failed unwrap or index is a failed test.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::net::SockAddr;
@@ -162,26 +164,10 @@ mod tests {
         String::from_utf8(b.as_bytes().to_vec()).unwrap()
     }
 
-    const ALL_KEYS: [Key; 13] = [
-        Key::Enabled,
-        Key::Idle,
-        Key::Interval,
-        Key::Count,
-        Key::UserTimeout,
-        Key::Mode,
-        Key::Include,
-        Key::Exclude,
-        Key::Programs,
-        Key::LogLevel,
-        Key::LogFile,
-        Key::ConfigFile,
-        Key::Library,
-    ];
-
     #[test]
     fn table_has_every_key_once_and_defaults_parse() {
-        assert_eq!(SETTINGS.len(), ALL_KEYS.len());
-        for key in ALL_KEYS {
+        assert_eq!(SETTINGS.len(), Key::ALL.len());
+        for &key in Key::ALL {
             assert_eq!(
                 SETTINGS.iter().filter(|s| s.key == key).count(),
                 1,

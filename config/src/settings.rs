@@ -5,9 +5,24 @@ use crate::text::Sink;
 /// Every variable starts with this; unknown ones with this prefix are typos.
 pub const VAR_PREFIX: &str = "KEEPALIVE_SHIM";
 
-/// Which setting a row of [`SETTINGS`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
+/// Declares [`Key`] and [`Key::ALL`] from one list, so that the list of
+/// every key cannot miss a variant.
+macro_rules! keys {
+    ($($name:ident),+ $(,)?) => {
+        /// Which setting a row of [`SETTINGS`] is.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Key {
+            $($name,)+
+        }
+
+        impl Key {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [Key] = &[$(Key::$name,)+];
+        }
+    };
+}
+
+keys! {
     Enabled,
     Idle,
     Interval,
