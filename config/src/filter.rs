@@ -5,11 +5,14 @@
 //! ```text
 //! entry := ":" ports
 //!        | ipv4 ["/" len] [":" ports]
+//!        | ipv6 ["/" len]                       (bare: no port)
 //!        | "[" ipv6 ["/" len] "]" [":" ports]
+//!        | "[" ipv6 "]" "/" len [":" ports]
 //! ports := port ["-" port]          (1..=65535, low <= high)
 //! ```
 //!
-//! A bare address means /32 or /128. IPv4-mapped IPv6 destinations
+//! A bare IPv6 address never carries a port: `fd00::1:443` is an address.
+//! An address without a length means /32 or /128. IPv4-mapped IPv6 destinations
 //! (`::ffff:10.1.2.3`) are matched as IPv4. Lists live in fixed-size arrays so
 //! that matching, which runs inside `connect()`, never allocates.
 
@@ -209,21 +212,43 @@ impl Filters {
 }
 
 fn parse_rule(s: &[u8]) -> Option<Rule> {
-    if let Some(ports) = s.strip_prefix(b":") {
+    // `:PORTS`, but not `::1`.
+    if let Some(ports) = s.strip_prefix(b":").filter(|p| !p.contains(&b':')) {
         return Some(Rule {
             net: None,
             ports: parse_ports(ports)?,
         });
     }
     let (net, rest) = if let Some(inner) = s.strip_prefix(b"[") {
+        // `[ADDR]`, `[ADDR/LEN]` or `[ADDR]/LEN`, then `:PORTS` or nothing.
         let close = inner.iter().position(|&b| b == b']')?;
         let (block, rest) = inner.split_at(close);
-        let (addr, prefix) = split_prefix(block, 128)?;
+        let rest = rest.get(1..).unwrap_or(&[]);
+        let (addr, inner_len) = split_prefix(block, 128)?;
+        let (prefix, rest) = match rest.strip_prefix(b"/") {
+            // One prefix length, inside or outside the brackets.
+            Some(_) if block.contains(&b'/') => return None,
+            Some(after) => {
+                let end = after.iter().position(|&b| b == b':').unwrap_or(after.len());
+                let (len, rest) = after.split_at(end);
+                (u8::try_from(parse_small(len, 128)?).ok()?, rest)
+            }
+            None => (inner_len, rest),
+        };
         let net = Net::V6 {
             addr: parse_ipv6(addr)?,
             prefix,
         };
-        (net, rest.get(1..).unwrap_or(&[]))
+        (net, rest)
+    } else if s.iter().filter(|&&b| b == b':').count() >= 2 {
+        // A bare IPv6 address or prefix: its colons leave no room for a
+        // port (brackets are needed for one).
+        let (addr, prefix) = split_prefix(s, 128)?;
+        let net = Net::V6 {
+            addr: parse_ipv6(addr)?,
+            prefix,
+        };
+        (net, &[][..])
     } else {
         let end = s.iter().position(|&b| b == b':').unwrap_or(s.len());
         let (block, rest) = s.split_at(end);
@@ -420,6 +445,45 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_spellings_people_write() {
+        // Bare address or prefix, without a port.
+        for spelling in ["::1", "::1/128", "[::1]", "[::1/128]", "[::1]/128"] {
+            assert!(matches(spelling, "[::1]:80"), "{spelling}");
+            assert!(!matches(spelling, "[::2]:80"), "{spelling}");
+            assert!(!matches(spelling, "127.0.0.1:80"), "{spelling}");
+        }
+        assert!(matches("fd00::/8", "[fd12::1]:443"));
+        assert!(!matches("fd00::/8", "[fe80::1]:443"));
+        // The length outside the brackets, with and without ports.
+        assert!(matches("[fd00::]/8:443", "[fd12::1]:443"));
+        assert!(!matches("[fd00::]/8:443", "[fd12::1]:80"));
+        assert!(matches("[fd00::]/8:440-450", "[fd12::1]:445"));
+        assert!(matches("[fd00::/8]:440-450", "[fd12::1]:445"));
+        assert!(!matches("[fd00::/8]:440-450", "[fe80::1]:445"));
+        // A bare address's last group is part of the address, not a port.
+        assert!(matches("fd00::1:443", "[fd00::1:443]:1"));
+        assert!(!matches("fd00::1:443", "[fd00::1]:443"));
+        // IPv4 spellings are unchanged.
+        assert!(matches("10.0.0.0/8:22", "10.9.9.9:22"));
+        assert!(!matches("10.0.0.0/8:22", "10.9.9.9:23"));
+        for bad in [
+            "[::1/128]/128",
+            "[::1]/129",
+            "::1/129",
+            "::1/128:80",
+            "[::1]/",
+            "[::1]/8x",
+            "[::1]:",
+            "fd00::/8]",
+            "::1]",
+            "1::2::3",
+        ] {
+            let (l, bad_entries) = list(bad);
+            assert!(l.is_empty() && bad_entries.len() == 1, "{bad}");
+        }
+    }
+
+    #[test]
     fn ipv4_mapped_destinations_match_as_ipv4() {
         assert!(matches("10.1.0.0/16", "[::ffff:10.1.2.3]:5432"));
         assert!(matches("10.1.2.3:5432", "[::ffff:10.1.2.3]:5432"));
@@ -441,7 +505,7 @@ mod tests {
     fn invalid_entries_are_reported_and_skipped() {
         let (l, bad) = list(
             " 10.0.0.0/8 , junk, :0, :70000, :9-8, 10.0.0.0/33, [fd00::/129], \
-                              fd00::1, [fd00::1, 1.2.3, 1.2.3.4.5, 256.1.1.1, [::1]x, 1.2.3.4:, :, \
+                              [fd00::1/64]/64, [fd00::1, 1.2.3, 1.2.3.4.5, 256.1.1.1, [::1]x, 1.2.3.4:, :, \
                               [::1]:443",
         );
         assert_eq!(l.rules().len(), 2);

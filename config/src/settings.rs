@@ -274,7 +274,7 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Destinations,
         default: "",
         default_doc: "every destination",
-        accepted: "comma-separated `ADDR[/LEN][:PORT[-PORT]]`, `[IPV6[/LEN]][:PORT[-PORT]]`, `:PORT[-PORT]`",
+        accepted: "comma-separated `IPV4[/LEN][:PORT[-PORT]]`, `IPV6[/LEN]` (no port), `[IPV6]/LEN[:PORT[-PORT]]` or `[IPV6[/LEN]][:PORT[-PORT]]`, `:PORT[-PORT]`",
         flag: Some("include"),
         value_name: "LIST",
         help: "Only connections to these destinations (servers: their local address) get the options.",
