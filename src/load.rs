@@ -118,7 +118,7 @@ fn program_allowed(
     argv: *const *const c_char,
     exe_buf: &mut [u8],
 ) -> bool {
-    if config.programs.names().is_empty() {
+    if !config.programs.is_set() {
         return true;
     }
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);

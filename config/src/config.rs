@@ -36,6 +36,8 @@ pub struct Config<'a> {
     pub config_file: Option<&'a [u8]>,
     pub library: Option<&'a [u8]>,
     pub(crate) sources: [Source; N],
+    /// Per setting, the first value that was rejected, and where it was.
+    pub(crate) rejected: [Option<(Source, &'a [u8])>; N],
 }
 
 impl<'a> Config<'a> {
@@ -56,6 +58,7 @@ impl<'a> Config<'a> {
             config_file: None,
             library: None,
             sources: [Source::Default; N],
+            rejected: [None; N],
         };
         for s in SETTINGS {
             // Every non-empty default parses (a test checks it).
@@ -91,6 +94,23 @@ impl<'a> Config<'a> {
             .get(key_index(key))
             .copied()
             .unwrap_or(Source::Default)
+    }
+
+    /// The first value of `key` that was not valid, and where it was: the
+    /// effective value then came from a later source (or the default).
+    pub fn rejected(&self, key: Key) -> Option<(Source, &'a [u8])> {
+        self.rejected.get(key_index(key)).copied().flatten()
+    }
+
+    /// True if `key` holds a list with an invalid entry: it applies to
+    /// nothing (no destination, or no program).
+    pub fn is_invalid_list(&self, key: Key) -> bool {
+        match key {
+            Key::Include => self.include.is_invalid(),
+            Key::Exclude => self.exclude.is_invalid(),
+            Key::Programs => self.programs.is_invalid(),
+            _ => false,
+        }
     }
 
     /// `TCP_USER_TIMEOUT` in milliseconds, or `None` when it is off. `auto`
@@ -136,9 +156,13 @@ impl<'a> Config<'a> {
     }
 
     /// Whether the shim is active in a program known by these names
-    /// (basenames of the executable and of argv[0]).
+    /// (basenames of the executable and of argv[0]). An invalid list allows
+    /// none.
     pub fn program_allowed(&self, names: &[&[u8]]) -> bool {
         let allowed = self.programs.names();
+        if self.programs.is_invalid() {
+            return false;
+        }
         allowed.is_empty() || allowed.iter().any(|a| names.contains(a))
     }
 }

@@ -11,6 +11,10 @@
 //! ports := port ["-" port]          (1..=65535, low <= high)
 //! ```
 //!
+//! A list with any invalid entry (or more than [`MAX_RULES`]) is *invalid*:
+//! which connections the user meant is unknown, so an invalid list matches
+//! no destination and [`Filters::decide`] applies to none.
+//!
 //! A bare IPv6 address never carries a port: `fd00::1:443` is an address.
 //! An address without a length means /32 or /128. IPv4-mapped IPv6 destinations
 //! (`::ffff:10.1.2.3`) are matched as IPv4. Lists live in fixed-size arrays so
@@ -19,7 +23,7 @@
 use crate::net::{Ip, SockAddr};
 use crate::text::{put_u64, Sink};
 
-/// The most entries one list keeps; later entries are reported and skipped.
+/// The most entries one list keeps; a longer list is invalid.
 pub const MAX_RULES: usize = 32;
 
 /// An address block.
@@ -122,6 +126,7 @@ fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
 pub struct RuleList {
     rules: [Rule; MAX_RULES],
     len: usize,
+    invalid: bool,
 }
 
 impl RuleList {
@@ -131,10 +136,22 @@ impl RuleList {
             ports: ANY_PORT,
         }; MAX_RULES],
         len: 0,
+        invalid: false,
     };
 
+    /// True if the list has no valid entry (it may still be invalid).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// True if an entry was not valid, or there were too many.
+    pub fn is_invalid(&self) -> bool {
+        self.invalid
+    }
+
+    /// True if the list was given: it has entries, or is invalid.
+    pub fn is_set(&self) -> bool {
+        !self.is_empty() || self.invalid
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -158,7 +175,7 @@ impl RuleList {
     }
 
     /// Parses a comma-separated list. Each invalid entry (or one past
-    /// [`MAX_RULES`]) is passed to `bad` and skipped.
+    /// [`MAX_RULES`]) is passed to `bad`, and makes the list invalid.
     pub fn parse<'a>(list: &'a [u8], bad: &mut dyn FnMut(&'a [u8])) -> RuleList {
         let mut out = RuleList::EMPTY;
         for entry in list.split(|&b| b == b',').map(|e| e.trim_ascii()) {
@@ -167,7 +184,10 @@ impl RuleList {
             }
             match parse_rule(entry) {
                 Some(rule) if out.push(rule) => {}
-                _ => bad(entry),
+                _ => {
+                    out.invalid = true;
+                    bad(entry)
+                }
             }
         }
         out
@@ -193,13 +213,27 @@ pub struct Decision {
 }
 
 impl Filters {
-    /// True if any filter is set.
+    /// True if any filter is set (an invalid one included): decisions
+    /// wait for the destination.
     pub fn is_set(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
+        self.include.is_set() || self.exclude.is_set()
     }
 
-    /// EXCLUDE wins over INCLUDE; an empty INCLUDE matches everything.
+    /// True if either list is invalid: no destination gets the options.
+    pub fn is_invalid(&self) -> bool {
+        self.include.is_invalid() || self.exclude.is_invalid()
+    }
+
+    /// EXCLUDE wins over INCLUDE; an empty INCLUDE matches everything; an
+    /// invalid list in either applies to nothing.
     pub fn decide(&self, dest: &SockAddr) -> Decision {
+        if self.is_invalid() {
+            return Decision {
+                applies: false,
+                included_by: None,
+                excluded_by: None,
+            };
+        }
         let included_by = self.include.find(dest).copied();
         let excluded_by = self.exclude.find(dest).copied();
         let included = self.include.is_empty() || included_by.is_some();
@@ -511,6 +545,11 @@ mod tests {
         assert_eq!(l.rules().len(), 2);
         assert_eq!(bad.len(), 14, "{bad:?}");
         assert!(bad.contains(&"junk".into()));
+        assert!(l.is_invalid() && l.is_set());
+        let (l, bad) = list("10.0.0.0/8, :443");
+        assert!(bad.is_empty() && !l.is_invalid());
+        let (l, _) = list("junk");
+        assert!(l.is_empty() && l.is_invalid() && l.is_set());
     }
 
     #[test]
@@ -519,6 +558,33 @@ mod tests {
         let (l, bad) = list(&many.join(","));
         assert_eq!(l.rules().len(), MAX_RULES);
         assert_eq!(bad.len(), 40 - MAX_RULES);
+        assert!(l.is_invalid()); // entries the user wrote were dropped
+    }
+
+    #[test]
+    fn an_invalid_list_applies_to_nothing() {
+        let filters = |include: &str, exclude: &str| Filters {
+            include: list(include).0,
+            exclude: list(exclude).0,
+        };
+        let dest = addr("10.1.2.3:80");
+        // The valid part alone would apply; with an invalid entry, nothing does.
+        assert!(filters("10.0.0.0/8", "").decide(&dest).applies);
+        for (include, exclude) in [
+            ("10.0.0.0/8, [::1]/200", ""),
+            ("bogus", ""),
+            ("", "bogus"),
+            ("", ":5432, :99999"),
+            ("10.0.0.0/8", "192.168.0.0/16, 1.2.3"),
+        ] {
+            let f = filters(include, exclude);
+            assert!(f.is_set() && f.is_invalid(), "{include} / {exclude}");
+            let d = f.decide(&dest);
+            assert!(!d.applies, "{include} / {exclude}");
+            assert_eq!((d.included_by, d.excluded_by), (None, None));
+        }
+        let unset = filters("", "");
+        assert!(!unset.is_set() && !unset.is_invalid() && unset.decide(&dest).applies);
     }
 
     #[test]

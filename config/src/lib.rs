@@ -41,8 +41,8 @@ pub use net::{Ip, SockAddr};
 pub use parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
 pub use resolve::{resolve, resolve_env};
 pub use settings::{
-    markdown_table, setting, setting_by_var, Key, Kind, Level, Mode, Setting, UserTimeout,
-    DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
+    markdown_table, put_alias_meaning, setting, setting_by_var, Alias, AliasMeaning, Key, Kind,
+    Level, Mode, Setting, UserTimeout, DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
 };
 pub use sources::{EnvView, FileView};
 pub use text::{put_escaped, put_u64, LineBuf, Sink};

@@ -4,7 +4,7 @@
 use crate::config::{Config, Source};
 use crate::diagnostic::{Diagnostic, Origin};
 use crate::filter::RuleList;
-use crate::settings::{setting, Key, UserTimeout};
+use crate::settings::{setting, AliasMeaning, Key, Kind, UserTimeout};
 use crate::text::{put_escaped, put_u64, Sink};
 
 impl Diagnostic<'_> {
@@ -28,7 +28,12 @@ impl Diagnostic<'_> {
                 out.put(b"=\"");
                 put_escaped(out, value, 64);
                 out.put(b"\" is not valid (accepted: ");
-                put_plain(out, setting.accepted);
+                match setting.aliases.iter().find(|a| a.name.as_bytes() == name) {
+                    Some(alias) if alias.meaning != AliasMeaning::Same => {
+                        put_alias_accepted(out, alias.meaning, setting.kind)
+                    }
+                    _ => put_plain(out, setting.accepted),
+                }
                 out.put(b"); using ");
                 match config.source(setting.key) {
                     Source::Default => {
@@ -51,9 +56,15 @@ impl Diagnostic<'_> {
                 out.put(setting.var.as_bytes());
                 out.put(b": entry \"");
                 put_escaped(out, entry, 64);
-                out.put(b"\" is not valid and is skipped (accepted: ");
+                out.put(b"\" is not valid (accepted: ");
                 put_plain(out, setting.accepted);
-                out.put(b")");
+                out.put(b"); ");
+                out.put(match setting.kind {
+                    Kind::Programs => {
+                        b"the shim is inert in every program while an entry is invalid"
+                    }
+                    _ => b"no socket gets the options while an INCLUDE or EXCLUDE entry is invalid",
+                });
             }
             Diagnostic::Unknown { name, origin } => {
                 put_origin(out, &origin);
@@ -72,6 +83,26 @@ impl Diagnostic<'_> {
             }
         }
     }
+}
+
+/// What an alias with its own meaning accepts, e.g. `whole seconds from 1
+/// to 32767; 0 = not set`.
+fn put_alias_accepted(out: &mut impl Sink, meaning: AliasMeaning, kind: Kind) {
+    let (min, max, unit): (u32, u32, &[u8]) = match kind {
+        Kind::Seconds { min, max } => (min, max, b" s"),
+        Kind::Number { min, max } => (min, max, b""),
+        Kind::UserTimeout { min_ms, max_ms } => (min_ms, max_ms, b" ms"),
+        _ => (0, 0, b""),
+    };
+    out.put(b"a whole number from ");
+    put_u64(out, u64::from(min));
+    out.put(b" to ");
+    put_u64(out, u64::from(max));
+    out.put(unit);
+    if meaning == AliasMeaning::MillisOrAuto {
+        out.put(b", -1 = auto");
+    }
+    out.put(b", 0 = not set");
 }
 
 fn put_file_line(out: &mut impl Sink, path: &[u8], line: u32) {
@@ -111,6 +142,14 @@ pub fn put_value(out: &mut impl Sink, c: &Config<'_>, key: Key) {
             r.write(out);
         }
     };
+    if c.is_invalid_list(key) {
+        // What the list's entries were no longer matters: it matches nothing.
+        out.put(match key {
+            Key::Programs => b"no program (an entry is invalid)",
+            _ => b"no socket (an entry is invalid)",
+        });
+        return;
+    }
     match key {
         Key::Enabled => out.put(if c.enabled { b"on" } else { b"off" }),
         Key::Idle => put_secs(out, c.idle_s),

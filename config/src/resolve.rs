@@ -2,14 +2,17 @@
 //! with a diagnostic for everything that is not accepted.
 //!
 //! Precedence, per setting: `KEEPALIVE_SHIM_*`, then libkeepalive's
-//! variables, then libdontdie's (the row's `aliases`, in order), then the
-//! config file, then the default. An invalid value is reported and the next
-//! source is used, as if it were unset.
+//! variables, then libdontdie's, then libkeepalive-ng's (the row's
+//! `aliases`, in order), then the config file, then the default. An invalid
+//! value is reported and the next source is used, as if it were unset; so is
+//! an alias that asks for the system default (libkeepalive-ng's `0`). A
+//! filter or program list with an invalid entry is kept, marked invalid: it
+//! then applies to nothing (see [`crate::filter`]).
 
 use crate::config::{Config, Source};
 use crate::diagnostic::{Diagnostic, Origin};
 use crate::settings::SETTINGS;
-use crate::settings::{setting, Key, Kind, Setting};
+use crate::settings::{setting, AliasMeaning, Key, Kind, Setting};
 use crate::sources::{EnvView, FileView};
 use crate::value::Value;
 
@@ -29,9 +32,10 @@ pub fn resolve<'a>(
         if s.key == Key::ConfigFile {
             continue; // decided by the caller, who read the file
         }
-        let names = core::iter::once(s.var).chain(s.aliases.iter().copied());
+        let names = core::iter::once((s.var, AliasMeaning::Same))
+            .chain(s.aliases.iter().map(|a| (a.name, a.meaning)));
         let mut chosen = false;
-        for (i, name) in names.enumerate() {
+        for (i, (name, meaning)) in names.enumerate() {
             let Some(value) = env.get(s.key, i) else {
                 continue;
             };
@@ -42,12 +46,20 @@ pub fn resolve<'a>(
                 });
                 continue;
             }
+            if meaning.leaves_default(value) {
+                continue;
+            }
+            let source = Source::Env(name);
             let origin = Origin::Env;
-            if let Some(v) = parse_reporting(s, name.as_bytes(), value, origin, report) {
-                c.set(s.key, v);
-                set_source(&mut c, index, Source::Env(name));
-                chosen = true;
-                break;
+            match parse_reporting(s, meaning, name.as_bytes(), value, origin, report) {
+                Parsed::Value(v) => {
+                    c.set(s.key, v);
+                    set_source(&mut c, index, source);
+                    chosen = true;
+                    break;
+                }
+                Parsed::Invalid => reject(&mut c, index, source, value),
+                Parsed::Empty => {}
             }
         }
         if chosen {
@@ -56,9 +68,21 @@ pub fn resolve<'a>(
         let from_file = file.and_then(|f| Some((f.path, f.values.get(index).copied().flatten()?)));
         if let Some((path, (value, line))) = from_file {
             let origin = Origin::File { path, line };
-            if let Some(v) = parse_reporting(s, s.var.as_bytes(), value, origin, report) {
-                c.set(s.key, v);
-                set_source(&mut c, index, Source::File(line));
+            let source = Source::File(line);
+            match parse_reporting(
+                s,
+                AliasMeaning::Same,
+                s.var.as_bytes(),
+                value,
+                origin,
+                report,
+            ) {
+                Parsed::Value(v) => {
+                    c.set(s.key, v);
+                    set_source(&mut c, index, source);
+                }
+                Parsed::Invalid => reject(&mut c, index, source, value),
+                Parsed::Empty => {}
             }
         }
     }
@@ -82,36 +106,54 @@ fn set_source(c: &mut Config<'_>, index: usize, source: Source) {
     }
 }
 
+/// Records the first rejected value of a setting, for `check`'s row.
+fn reject<'a>(c: &mut Config<'a>, index: usize, source: Source, value: &'a [u8]) {
+    if let Some(slot @ None) = c.rejected.get_mut(index) {
+        *slot = Some((source, value));
+    }
+}
+
+// Lives briefly on the stack, like `Value`.
+#[allow(clippy::large_enum_variant)]
+enum Parsed<'a> {
+    Value(Value<'a>),
+    /// An empty list: the same as unset, silently.
+    Empty,
+    /// Reported; the next source is used.
+    Invalid,
+}
+
 fn parse_reporting<'a>(
     s: &'static Setting,
+    meaning: AliasMeaning,
     name: &'a [u8],
     value: &'a [u8],
     origin: Origin<'a>,
     report: &mut dyn FnMut(Diagnostic<'a>),
-) -> Option<Value<'a>> {
+) -> Parsed<'a> {
     let is_list = matches!(s.kind, Kind::Destinations | Kind::Programs);
     if is_list && value.trim_ascii().is_empty() {
-        return None; // an empty list is the same as an unset one
+        return Parsed::Empty;
     }
-    let mut bad_entries = false;
-    let parsed = Value::parse_list(s.kind, value, &mut |entry| {
-        bad_entries = true;
+    let parsed = Value::parse_alias(meaning, s.kind, value, &mut |entry| {
         report(Diagnostic::BadEntry {
             setting: s,
             entry,
             origin,
         })
     });
-    // A list whose entries were all reported needs no second warning.
-    if parsed.is_none() && !bad_entries {
-        report(Diagnostic::Invalid {
-            setting: s,
-            name,
-            value,
-            origin,
-        });
+    match parsed {
+        Some(v) => Parsed::Value(v),
+        None => {
+            report(Diagnostic::Invalid {
+                setting: s,
+                name,
+                value,
+                origin,
+            });
+            Parsed::Invalid
+        }
     }
-    parsed
 }
 
 /// Resolves from the environment alone (no config file, not secure).
@@ -128,6 +170,7 @@ where
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::message::put_value;
     use crate::net::SockAddr;
     use crate::settings::{setting_by_var, Level, Mode, UserTimeout};
     use crate::settings::{DEFAULT_CONFIG_FILE, VAR_PREFIX};
@@ -431,6 +474,80 @@ mod tests {
     }
 
     #[test]
+    fn libkeepalive_ng_variables() {
+        // Alone: plain seconds, a count, milliseconds.
+        let (c, d) = run(&[
+            ("TCP_KEEPIDLE", "33"),
+            ("TCP_KEEPINTVL", "7"),
+            ("TCP_KEEPCNT", "4"),
+            ("TCP_USER_TIMEOUT", "25000"),
+        ]);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!((c.idle_s, c.interval_s, c.count), (33, 7, 4));
+        assert_eq!(c.user_timeout_ms(), Some(25_000));
+        assert_eq!(c.source(Key::Idle), Source::Env("TCP_KEEPIDLE"));
+        assert_eq!(c.source(Key::UserTimeout), Source::Env("TCP_USER_TIMEOUT"));
+        // -1 is auto, from the effective values.
+        let (c, _) = run(&[("TCP_KEEPIDLE", "20"), ("TCP_USER_TIMEOUT", "-1")]);
+        assert_eq!(c.user_timeout, UserTimeout::Auto);
+        assert_eq!(c.user_timeout_ms(), Some((20 + 10 * 6) * 1000));
+        // 0 leaves the system default: the next source is used, silently.
+        let (c, d) = run_with_file(
+            &[
+                ("TCP_KEEPIDLE", "0"),
+                ("TCP_KEEPCNT", "0"),
+                ("TCP_USER_TIMEOUT", "0"),
+            ],
+            Some("KEEPALIVE_SHIM_IDLE=44\nKEEPALIVE_SHIM_USER_TIMEOUT=9s\n"),
+            false,
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!((c.idle_s, c.count), (44, 6));
+        assert_eq!(c.source(Key::Idle), Source::File(1));
+        assert_eq!(c.source(Key::Count), Source::Default);
+        assert_eq!(c.user_timeout_ms(), Some(9000));
+        // Last in the chain of environment variables, before the file.
+        let (c, _) = run(&[
+            ("TCP_KEEPIDLE", "33"),
+            ("DD_TCP_KEEPALIVE_TIME", "22"),
+            ("TCP_KEEPINTVL", "7"),
+            ("KEEPINTVL", "5"),
+            ("TCP_USER_TIMEOUT", "1234"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "off"),
+        ]);
+        assert_eq!((c.idle_s, c.interval_s, c.user_timeout_ms()), (22, 5, None));
+        // Their own syntax only: no units, no words; invalid falls through.
+        for (var, value) in [
+            ("TCP_KEEPIDLE", "30s"),
+            ("TCP_KEEPIDLE", "32768"),
+            ("TCP_KEEPCNT", "128"),
+            ("TCP_KEEPCNT", "-1"),
+            ("TCP_USER_TIMEOUT", "auto"),
+            ("TCP_USER_TIMEOUT", "5s"),
+            ("TCP_USER_TIMEOUT", "-2"),
+            ("TCP_USER_TIMEOUT", "2147483648"),
+        ] {
+            let (c, d) = run(&[(var, value), ("KEEPALIVE_SHIM_LOG", "info")]);
+            assert_eq!(d.len(), 1, "{var}={value}");
+            let key = SETTINGS
+                .iter()
+                .find(|s| s.aliases.iter().any(|a| a.name == var))
+                .unwrap()
+                .key;
+            assert_eq!(c.source(key), Source::Default, "{var}={value}");
+            assert_eq!(c.rejected(key), Some((Source::Env(var), value.as_bytes())));
+            let text = message(&d[0], &c);
+            assert!(text.contains(", 0 = not set); using the default"), "{text}");
+        }
+        let (c, d) = run(&[("TCP_USER_TIMEOUT", "x")]);
+        assert_eq!(
+            message(&d[0], &c),
+            "TCP_USER_TIMEOUT=\"x\" is not valid (accepted: a whole number from 1 to \
+             2147483647 ms, -1 = auto, 0 = not set); using the default off (not set)"
+        );
+    }
+
+    #[test]
     fn an_invalid_value_falls_through_to_the_next_source() {
         let (c, d) = run(&[("KEEPALIVE_SHIM_IDLE", "junk"), ("KEEPIDLE", "25")]);
         assert_eq!(c.idle_s, 25);
@@ -455,6 +572,9 @@ mod tests {
         assert_eq!(c.count, 6);
         assert_eq!(c.include.rules().len(), 1);
         assert_eq!(c.config_file, Some(&b"/etc/ks.conf"[..]));
+        // check's rows: the rejected COUNT, and where.
+        assert_eq!(c.rejected(Key::Count), Some((Source::File(7), &b"0"[..])));
+        assert_eq!(c.rejected(Key::Idle), None);
         let texts: Vec<String> = d.iter().map(|d| message(d, &c)).collect();
         assert_eq!(d.len(), 5, "{texts:#?}");
         assert!(texts[0].starts_with("/etc/ks.conf line 5: not a KEY=value line"));
@@ -464,10 +584,14 @@ mod tests {
             texts[3].starts_with("/etc/ks.conf line 7: KEEPALIVE_SHIM_COUNT=\"0\" is not valid")
         );
         assert!(
-            texts[4].contains("entry \"bogus\" is not valid and is skipped"),
+            texts[4].contains("entry \"bogus\" is not valid")
+                && texts[4].ends_with(
+                    "no socket gets the options while an INCLUDE or EXCLUDE entry is invalid"
+                ),
             "{}",
             texts[4]
         );
+        assert!(c.include.is_invalid());
     }
 
     #[test]
@@ -515,11 +639,41 @@ mod tests {
         assert!(!c.decide(&addr("10.1.3.4:80")).applies); // exclude wins
         assert!(!c.decide(&addr("192.168.1.1:80")).applies);
         assert!(c.decide(&addr("[::ffff:10.2.3.4]:80")).applies);
-        // An INCLUDE without a valid entry behaves as unset.
-        let (c, d) = run(&[("KEEPALIVE_SHIM_INCLUDE", "junk, also junk")]);
-        assert_eq!(d.len(), 2);
-        assert!(c.include.is_empty());
-        assert!(c.decide(&addr("192.168.1.1:80")).applies);
+        // Any invalid entry: no destination gets the options, whatever the
+        // valid entries say, with one warning per invalid entry.
+        for (var, value) in [
+            ("KEEPALIVE_SHIM_INCLUDE", "junk, also junk"),
+            ("KEEPALIVE_SHIM_INCLUDE", "[::1]/128:99999"),
+            ("KEEPALIVE_SHIM_INCLUDE", "192.168.0.0/16, 10.0.0.0/33"),
+            ("KEEPALIVE_SHIM_EXCLUDE", "10.9.0.0/16, :0"),
+        ] {
+            let (c, d) = run(&[(var, value)]);
+            assert!(
+                !d.is_empty() && d.iter().all(|d| matches!(d, Diagnostic::BadEntry { .. })),
+                "{value}: {d:?}"
+            );
+            assert!(c.has_filters(), "{value}");
+            assert!(!c.decide(&addr("192.168.1.1:80")).applies, "{value}");
+            let key = setting_by_var(var.as_bytes()).unwrap().key;
+            assert!(c.is_invalid_list(key));
+            assert_eq!(c.source(key), Source::Env(var));
+            let mut shown = LineBuf::<128>::new();
+            put_value(&mut shown, &c, key);
+            assert_eq!(shown.as_bytes(), b"no socket (an entry is invalid)");
+        }
+        // An invalid list in the environment is not replaced by the file's.
+        let (c, _) = run_with_file(
+            &[("KEEPALIVE_SHIM_INCLUDE", "fd00::/8, bogus")],
+            Some("KEEPALIVE_SHIM_INCLUDE=0.0.0.0/0\n"),
+            false,
+        );
+        assert!(!c.decide(&addr("10.0.0.1:80")).applies);
+        // The new IPv6 spellings are valid entries.
+        let (c, d) = run(&[("KEEPALIVE_SHIM_INCLUDE", "::1, fd00::/8, [fe80::]/10:22")]);
+        assert!(d.is_empty(), "{d:?}");
+        assert!(c.decide(&addr("[::1]:80")).applies);
+        assert!(c.decide(&addr("[fe80::1]:22")).applies);
+        assert!(!c.decide(&addr("127.0.0.1:80")).applies);
         // An empty list is unset, silently.
         let (c, d) = run(&[("KEEPALIVE_SHIM_EXCLUDE", "")]);
         assert!(d.is_empty() && !c.has_filters());
@@ -531,8 +685,13 @@ mod tests {
         assert!(c.program_allowed(&[b"python3.11", b"python3"]));
         assert!(c.program_allowed(&[b"curl", b"curl"]));
         assert!(!c.program_allowed(&[b"bash", b"sh"]));
+        // An invalid name: inert everywhere, even in the valid names.
         let (c, d) = run(&[("KEEPALIVE_SHIM_PROGRAMS", "/usr/bin/curl")]);
         assert_eq!(d.len(), 1);
-        assert!(c.program_allowed(&[b"anything"]));
+        assert!(!c.program_allowed(&[b"anything"]));
+        assert!(!c.program_allowed(&[b"curl"]));
+        let (c, _) = run(&[("KEEPALIVE_SHIM_PROGRAMS", "curl, /usr/bin/wget")]);
+        assert!(!c.program_allowed(&[b"curl"]));
+        assert!(c.programs.is_set());
     }
 }

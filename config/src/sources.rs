@@ -6,8 +6,23 @@ use crate::diagnostic::{Diagnostic, Origin};
 use crate::settings::{Key, Kind, DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX};
 use crate::value::Value;
 
-/// Names per setting: the variable and up to two aliases.
-pub(crate) const NAMES: usize = 3;
+/// Names per setting: the variable and its aliases, at most.
+pub(crate) const NAMES: usize = max_names();
+
+// Only evaluated at compile time, where a panic is a build error.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+const fn max_names() -> usize {
+    let mut most = 0;
+    let mut i = 0;
+    while i < SETTINGS.len() {
+        let n = SETTINGS[i].aliases.len() + 1;
+        if n > most {
+            most = n;
+        }
+        i += 1;
+    }
+    most
+}
 
 /// The environment's values for every known name, gathered in one pass.
 pub struct EnvView<'a> {
@@ -27,7 +42,7 @@ impl<'a> EnvView<'a> {
         for (name, value) in vars {
             let mut known = false;
             for (row, s) in view.values.iter_mut().zip(SETTINGS) {
-                let names = core::iter::once(s.var).chain(s.aliases.iter().copied());
+                let names = core::iter::once(s.var).chain(s.aliases.iter().map(|a| a.name));
                 for (slot, candidate) in row.iter_mut().zip(names) {
                     if candidate.as_bytes() == name {
                         known = true;

@@ -2,30 +2,40 @@
 
 use crate::filter::RuleList;
 use crate::parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
-use crate::settings::{Kind, Level, Mode, UserTimeout};
+use crate::settings::{AliasMeaning, Kind, Level, Mode, UserTimeout};
 
 /// The executable names `KEEPALIVE_SHIM_PROGRAMS` allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgramList<'a> {
     names: [&'a [u8]; 16],
     len: usize,
+    invalid: bool,
 }
 
 impl<'a> ProgramList<'a> {
     pub const EMPTY: ProgramList<'static> = ProgramList {
         names: [&[]; 16],
         len: 0,
+        invalid: false,
     };
 
     pub fn names(&self) -> &[&'a [u8]] {
         self.names.get(..self.len).unwrap_or(&[])
     }
 
+    /// True if a name was not valid (or there were more than 16): the
+    /// shim is then inert in every program.
+    pub fn is_invalid(&self) -> bool {
+        self.invalid
+    }
+
+    /// True if the list was given: it has names, or is invalid.
+    pub fn is_set(&self) -> bool {
+        !self.names().is_empty() || self.invalid
+    }
+
     fn parse(list: &'a [u8], bad: &mut dyn FnMut(&'a [u8])) -> ProgramList<'a> {
-        let mut out = ProgramList {
-            names: [&[]; 16],
-            len: 0,
-        };
+        let mut out: ProgramList<'a> = ProgramList::EMPTY;
         for name in list.split(|&b| b == b',').map(|n| n.trim_ascii()) {
             if name.is_empty() {
                 continue;
@@ -36,7 +46,10 @@ impl<'a> ProgramList<'a> {
                     *slot = name;
                     out.len = out.len.saturating_add(1);
                 }
-                _ => bad(name),
+                _ => {
+                    out.invalid = true;
+                    bad(name)
+                }
             }
         }
         out
@@ -61,8 +74,9 @@ pub enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    /// Parses `v` as a value of `kind`, range included. A list is valid if
-    /// at least one entry is; invalid entries go to `bad_entry`.
+    /// Parses `v` as a value of `kind`, range included. A list with an
+    /// invalid entry is kept, marked invalid (it then applies to nothing);
+    /// invalid entries go to `bad_entry`. An empty list is `None`.
     pub fn parse_list(
         kind: Kind,
         v: &'a [u8],
@@ -98,12 +112,43 @@ impl<'a> Value<'a> {
                 .map(Value::Mode),
             Kind::Destinations => {
                 let list = RuleList::parse(v, bad_entry);
-                (!list.is_empty()).then_some(Value::Destinations(list))
+                list.is_set().then_some(Value::Destinations(list))
             }
             Kind::Programs => {
                 let list = ProgramList::parse(v, bad_entry);
-                (!list.names().is_empty()).then_some(Value::Programs(list))
+                list.is_set().then_some(Value::Programs(list))
             }
+        }
+    }
+
+    /// Parses another tool's variable, written as `meaning` says, as a
+    /// value of `kind`. Call [`AliasMeaning::leaves_default`] first: `0` is
+    /// not a value here.
+    pub fn parse_alias(
+        meaning: AliasMeaning,
+        kind: Kind,
+        v: &'a [u8],
+        bad_entry: &mut dyn FnMut(&'a [u8]),
+    ) -> Option<Value<'a>> {
+        let in_range =
+            |n: u64, min: u32, max: u32| u32::try_from(n).ok().filter(|n| (min..=max).contains(n));
+        match (meaning, kind) {
+            (AliasMeaning::Same, _) => Value::parse_list(kind, v, bad_entry),
+            (AliasMeaning::Integer, Kind::Seconds { min, max }) => {
+                in_range(parse_count(v)?, min, max).map(Value::Seconds)
+            }
+            (AliasMeaning::Integer, Kind::Number { min, max }) => {
+                in_range(parse_count(v)?, min, max).map(Value::Number)
+            }
+            (AliasMeaning::MillisOrAuto, Kind::UserTimeout { min_ms, max_ms }) => {
+                if v == b"-1" {
+                    return Some(Value::UserTimeout(UserTimeout::Auto));
+                }
+                let ms = in_range(parse_count(v)?, min_ms, max_ms)?;
+                Some(Value::UserTimeout(UserTimeout::Millis(ms)))
+            }
+            // A table entry pairing a meaning with a kind it cannot have.
+            _ => None,
         }
     }
 
