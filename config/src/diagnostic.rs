@@ -1,6 +1,7 @@
 //! What can be wrong with a configuration, as data; [`crate::message`]
 //! turns it into text.
 
+use crate::file::ReadError;
 use crate::settings::Setting;
 
 /// Where a rejected value was found.
@@ -32,4 +33,6 @@ pub enum Diagnostic<'a> {
     Malformed { path: &'a [u8], line: u32 },
     /// A variable that is ignored where it was found, and why.
     Ignored { name: &'a [u8], why: &'static str },
+    /// The config file is ignored whole (see [`crate::file_verdict`]).
+    FileIgnored { path: &'a [u8], why: ReadError },
 }

@@ -23,6 +23,7 @@ extern crate std;
 
 mod config;
 mod diagnostic;
+mod file;
 mod filter;
 mod message;
 mod net;
@@ -35,6 +36,7 @@ mod value;
 
 pub use config::{Config, Source};
 pub use diagnostic::{Diagnostic, Origin};
+pub use file::{file_verdict, FileVerdict, ReadError, MAX_CONFIG_FILE_BYTES};
 pub use filter::{parse_ipv4, parse_ipv6, Decision, Filters, Net, Rule, RuleList, MAX_RULES};
 pub use message::{put_source, put_value};
 pub use net::{Ip, SockAddr};

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, Source};
 use crate::diagnostic::{Diagnostic, Origin};
+use crate::file::{ReadError, MAX_CONFIG_FILE_BYTES};
 use crate::filter::RuleList;
 use crate::settings::{setting, AliasMeaning, Key, Kind, UserTimeout};
 use crate::text::{put_escaped, put_u64, Sink};
@@ -75,6 +76,25 @@ impl Diagnostic<'_> {
             Diagnostic::Malformed { path, line } => {
                 put_file_line(out, path, line);
                 out.put(b"not a KEY=value line; ignored");
+            }
+            Diagnostic::FileIgnored { path, why } => {
+                out.put(b"cannot read the config file ");
+                put_escaped(out, path, 256);
+                match why {
+                    ReadError::NotFound => out.put(b" (no such file)"),
+                    ReadError::TooLarge => {
+                        out.put(b" (over ");
+                        put_u64(out, (MAX_CONFIG_FILE_BYTES / 1024) as u64);
+                        out.put(b" KiB)");
+                    }
+                    ReadError::NotRegular => out.put(b" (not a regular file)"),
+                    ReadError::Os(13) => out.put(b" (permission denied)"),
+                    ReadError::Os(errno) => {
+                        out.put(b": errno ");
+                        put_u64(out, u64::from(errno.unsigned_abs()));
+                    }
+                }
+                out.put(b"; it is ignored, as if it did not exist");
             }
             Diagnostic::Ignored { name, why } => {
                 put_escaped(out, name, 64);
