@@ -221,6 +221,19 @@ mod tests {
         for s in SETTINGS {
             assert!(s.var.starts_with(VAR_PREFIX), "{}", s.var);
             assert!(s.aliases.len() < NAMES);
+            // Each alias's meaning fits its setting's kind: a mispaired
+            // entry would reject every value of that alias.
+            for a in s.aliases {
+                let fits = match a.meaning {
+                    AliasMeaning::Same => true,
+                    AliasMeaning::Integer => {
+                        matches!(s.kind, Kind::Seconds { .. } | Kind::Number { .. })
+                    }
+                    AliasMeaning::MillisOrAuto => matches!(s.kind, Kind::UserTimeout { .. }),
+                };
+                assert!(fits, "{}: {}", s.var, a.name);
+                assert!(setting_by_var(a.name.as_bytes()).is_none(), "{}", a.name);
+            }
             if !s.default.is_empty() {
                 assert!(
                     Value::parse(s.kind, s.default.as_bytes()).is_some(),
