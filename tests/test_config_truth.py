@@ -135,8 +135,11 @@ def test_an_invalid_filter_leaves_servers_alone_too():
 def test_an_invalid_program_name_makes_the_shim_inert(listener):
     exe = os.path.basename(os.path.realpath(sys.executable))
     env = shim_env(programs=f"{exe}, /usr/bin/{exe}", **SET)
-    got, err = kernel_state(env, "127.0.0.1", listener)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == KERNEL_DEFAULT
+    lines = warnings(err)  # not silent: the program itself says why
+    assert len(lines) == 1 and f'"/usr/bin/{exe}" is not valid' in lines[0], err
+    assert "KEEPALIVE_SHIM_PROGRAMS has an invalid entry" in r.stdout
     r = check(env, "--program", exe)
     assert r.stdout.startswith("applies: no\n") and r.returncode == 1, r.stdout
     assert "INVALID: no program" in row(r.stdout, "KEEPALIVE_SHIM_PROGRAMS")

@@ -187,6 +187,10 @@ fn applies(c: &Config<'_>, dest: Option<&SockAddr>, program: Option<&str>) -> St
         d.write(&mut t);
         let decision = c.decide(d);
         match (decision.included_by, decision.excluded_by) {
+            _ if c.programs.is_invalid() => why.push(format!(
+                "{}: KEEPALIVE_SHIM_PROGRAMS has an invalid entry, so no socket gets the options",
+                t.0
+            )),
             _ if c.filters().is_invalid() => why.push(format!(
                 "{}: an INCLUDE or EXCLUDE entry is invalid, so no socket gets the options",
                 t.0

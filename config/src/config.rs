@@ -136,10 +136,17 @@ impl<'a> Config<'a> {
             .saturating_add(u64::from(self.idle_s))
     }
 
-    /// The destination filters.
+    /// The destination filters. An invalid `KEEPALIVE_SHIM_PROGRAMS` makes
+    /// them invalid too: the library stays armed (so that its warning is
+    /// seen) but applies to nothing.
     pub fn filters(&self) -> Filters {
+        let include = if self.programs.is_invalid() {
+            RuleList::INVALID
+        } else {
+            self.include
+        };
         Filters {
-            include: self.include,
+            include,
             exclude: self.exclude,
         }
     }
@@ -155,15 +162,15 @@ impl<'a> Config<'a> {
         self.filters().decide(dest)
     }
 
-    /// Whether the shim is active in a program known by these names
-    /// (basenames of the executable and of argv[0]). An invalid list allows
-    /// none.
+    /// Whether the library arms its hooks in a program known by these
+    /// names (basenames of the executable and of argv[0]). An invalid list
+    /// arms them everywhere, only to warn: [`Config::filters`] then applies
+    /// to no socket.
     pub fn program_allowed(&self, names: &[&[u8]]) -> bool {
         let allowed = self.programs.names();
-        if self.programs.is_invalid() {
-            return false;
-        }
-        allowed.is_empty() || allowed.iter().any(|a| names.contains(a))
+        self.programs.is_invalid()
+            || allowed.is_empty()
+            || allowed.iter().any(|a| names.contains(a))
     }
 }
 

@@ -139,6 +139,12 @@ impl RuleList {
         invalid: false,
     };
 
+    /// A list that had an invalid entry, and matches nothing.
+    pub const INVALID: RuleList = RuleList {
+        invalid: true,
+        ..RuleList::EMPTY
+    };
+
     /// True if the list has no valid entry (it may still be invalid).
     pub fn is_empty(&self) -> bool {
         self.len == 0

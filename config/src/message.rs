@@ -62,7 +62,7 @@ impl Diagnostic<'_> {
                 out.put(b"); ");
                 out.put(match setting.kind {
                     Kind::Programs => {
-                        b"the shim is inert in every program while an entry is invalid"
+                        b"no socket in any program gets the options while an entry is invalid"
                     }
                     _ => b"no socket gets the options while an INCLUDE or EXCLUDE entry is invalid",
                 });

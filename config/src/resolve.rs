@@ -698,13 +698,19 @@ mod tests {
         assert!(c.program_allowed(&[b"python3.11", b"python3"]));
         assert!(c.program_allowed(&[b"curl", b"curl"]));
         assert!(!c.program_allowed(&[b"bash", b"sh"]));
-        // An invalid name: inert everywhere, even in the valid names.
-        let (c, d) = run(&[("KEEPALIVE_SHIM_PROGRAMS", "/usr/bin/curl")]);
-        assert_eq!(d.len(), 1);
-        assert!(!c.program_allowed(&[b"anything"]));
-        assert!(!c.program_allowed(&[b"curl"]));
-        let (c, _) = run(&[("KEEPALIVE_SHIM_PROGRAMS", "curl, /usr/bin/wget")]);
-        assert!(!c.program_allowed(&[b"curl"]));
-        assert!(c.programs.is_set());
+        // An invalid name: no socket in any program gets the options, the
+        // valid names' included; the hooks stay armed to print the warning.
+        let dest = SockAddr {
+            ip: crate::net::Ip::V4([10, 0, 0, 1]),
+            port: 80,
+        };
+        for list in ["/usr/bin/curl", "curl, /usr/bin/wget"] {
+            let (c, d) = run(&[("KEEPALIVE_SHIM_PROGRAMS", list)]);
+            assert_eq!(d.len(), 1);
+            assert!(c.programs.is_set() && c.programs.is_invalid());
+            assert!(c.program_allowed(&[b"curl"]) && c.program_allowed(&[b"anything"]));
+            assert!(c.has_filters() && c.filters().is_invalid());
+            assert!(!c.decide(&dest).applies);
+        }
     }
 }

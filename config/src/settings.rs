@@ -364,7 +364,7 @@ pub const SETTINGS: &[Setting] = &[
         accepted: "comma-separated executable names (basename of the executable or of argv[0])",
         flag: None,
         value_name: "LIST",
-        help: "The shim is active only in these programs; inert in any other (in all while a name is invalid).",
+        help: "The shim is active only in these programs; inert in any other; no socket anywhere gets the options while a name is invalid.",
     },
     Setting {
         key: Key::LogLevel,

@@ -659,7 +659,8 @@ fn environments_and_config_files() {
             let a = random_addr(&mut rng);
             let d = c.decide(&a);
             let included = c.include.is_empty() || d.included_by.is_some();
-            let invalid = c.include.is_invalid() || c.exclude.is_invalid();
+            let invalid =
+                c.include.is_invalid() || c.exclude.is_invalid() || c.programs.is_invalid();
             assert_eq!(d.applies, !invalid && included && d.excluded_by.is_none());
             let _ = c.program_allowed(&[b"python3", b"curl"]);
         }
