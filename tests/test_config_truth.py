@@ -117,6 +117,8 @@ def test_an_invalid_filter_entry_leaves_every_socket_alone(listener, include, ex
     var = "KEEPALIVE_SHIM_INCLUDE" if bad in include else "KEEPALIVE_SHIM_EXCLUDE"
     assert "INVALID: no socket" in row(r.stdout, var), r.stdout
     assert f'"{bad}" is not valid' in r.stdout and r.stderr == ""
+    assert "idle connection:" not in r.stdout  # no worst case: nothing is protected
+    assert "no socket gets the options: an entry of" in r.stdout
 
 
 def test_an_invalid_filter_leaves_servers_alone_too():

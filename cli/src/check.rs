@@ -303,6 +303,11 @@ fn report(c: &Config<'_>, file: &ConfigRow, kernel: &[(&str, Option<u64>); 3]) -
             "  the shim is off (KEEPALIVE_SHIM=off): every socket stays as the program made it\n";
         return out;
     }
+    if c.filters().is_invalid() {
+        out += "  no socket gets the options: an entry of KEEPALIVE_SHIM_INCLUDE, \
+                KEEPALIVE_SHIM_EXCLUDE or KEEPALIVE_SHIM_PROGRAMS is invalid\n";
+        return out;
+    }
     out += &format!(
         "  idle connection:     {} s (idle {} s + interval {} s x count {})\n",
         c.detection_s(),
