@@ -145,8 +145,9 @@ def test_check_invalid_configuration():
     env.update(KEEPALIVE_SHIM_COUNT="0", KEEPALIVE_SHIM_TYPO="1")
     r = run([str(CLI), "check"], env)
     assert r.returncode == 1
-    assert 'KEEPALIVE_SHIM_COUNT="0" is not valid (accepted: 1 to 127)' in r.stderr
-    assert "KEEPALIVE_SHIM_TYPO is not a keepalive-shim setting" in r.stderr
+    # The report names each problem itself: stdout is the whole answer.
+    assert 'KEEPALIVE_SHIM_COUNT="0" is not valid (accepted: 1 to 127)' in r.stdout
+    assert "KEEPALIVE_SHIM_TYPO is not a keepalive-shim setting" in r.stdout
     assert r.stdout.splitlines()[-1].startswith("configuration: INVALID")
 
 

@@ -101,7 +101,7 @@ def test_force_mode_with_curl(http_server):
     (":1-1023", "", False),
     ("", "127.0.0.1", False),
     ("127.0.0.0/8", "127.0.0.1", False),  # EXCLUDE wins
-    ("junk, 127.0.0.1", "also junk", True),  # bad entries are skipped
+    ("junk, 127.0.0.1", "also junk", False),  # any invalid entry: no socket is touched
 ])
 def test_filters_ipv4(listener, include, exclude, applies):
     env = shim_env(include=include, exclude=exclude, **SETTINGS)
