@@ -37,6 +37,7 @@ use core::ffi::c_int;
 
 use keepalive_shim_config::{Level, Mode, Sink, SockAddr, UserTimeout};
 
+use crate::deepbind;
 use crate::fd_table::{self, FdState};
 use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
@@ -52,6 +53,7 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
 /// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if fd < 0 {
         return;
     }
@@ -122,6 +124,7 @@ pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
         dest: None,
     };
     let Some(plan) = plan::get() else { return none };
+    deepbind::check_pending();
     let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return none;
     };
@@ -409,6 +412,7 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
 /// shim did not see), else at debug level as one that never connected.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if log::enabled(Level::Info) {
         if let Some(state) = fd_table::current(fd) {
             if state.tcp() && state.log_pending() {

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -19,24 +18,8 @@ PROGRAMS = ROOT / "tests" / "programs"
 
 
 @pytest.fixture
-def listener():
-    """A loopback listener that accepts and closes every connection."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(512)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield s.getsockname()[1]
-    s.shutdown(socket.SHUT_RDWR)
-    s.close()
+def listener(accepting_listener):
+    return accepting_listener
 
 
 # --- 1. every argument gets exactly the real call's answer -------------------
