@@ -173,10 +173,10 @@ def tfo_server():
 
 
 @pytest.mark.parametrize("include", ["127.0.0.1", None, "10.0.0.0/8"])
-@pytest.mark.parametrize("call", ["sendto", "sendmsg"])
+@pytest.mark.parametrize("call", ["sendto", "sendmsg", "sendmmsg"])
 def test_tcp_fast_open_client_is_decided_where_it_connects(cc, call, include):
-    """A TFO client connects with sendto()/sendmsg(MSG_FASTOPEN), never
-    connect(). INCLUDE matching its destination (or no filter): the options
+    """A TFO client connects with sendto()/sendmsg()/sendmmsg() and
+    MSG_FASTOPEN, never connect(). INCLUDE matching its destination (or no filter): the options
     and one `peer=` line with the kernel's values. INCLUDE not matching:
     left alone, and nothing at info."""
     require(sysctl("tcp_fastopen") & 1, "net.ipv4.tcp_fastopen must enable clients (bit 1)")
@@ -313,13 +313,14 @@ def test_inherited_connection_filtered_on_its_local_address(tmp_path, matches):
 
 def run_with_stderr(stderr_end, reader, env, port):
     """log_truth.py connect 1 PORT with fd 2 = `stderr_end`; returns (the
-    process, what arrived at `reader`, the other end, until EOF)."""
+    process, what arrived at `reader`, the other end, until EOF (none if
+    `reader` is None), its first socket's options)."""
     p = subprocess.Popen([sys.executable, LOG_TRUTH, "connect", "1", str(port)], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=stderr_end.fileno(), text=True)
     try:
         stderr_end.close()  # the child's copy is now the only one
-        received = read_until_eof(reader)
+        received = read_until_eof(reader) if reader else ""
         out, _ = p.communicate(timeout=15)
     finally:
         p.kill()
@@ -355,18 +356,35 @@ def test_journal_stream_gets_lines_other_unix_sockets_do_not(journal):
     assert claimed(lines[1]) == {k: got[k] for k in IN_LINE}, (lines, got)
 
 
-def test_tcp_connection_as_stderr_never_gets_a_byte():
-    """An inetd service has its client connection as fd 2. Whatever the
-    library has to say (an invalid setting, debug level, the inherited
-    connection's own line), not a byte of it reaches the peer."""
-    with socket.socket() as srv, listening() as port:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        peer = socket.create_connection(srv.getsockname(), timeout=10)
-        conn, _ = srv.accept()
-        with peer:
-            env = shim_env(idle=37, interval=11, count="lots", log="debug")
-            p, received, got = run_with_stderr(conn, peer, env, port)
+@pytest.mark.parametrize("kind", ["tcp", "udp"])
+def test_internet_socket_as_stderr_never_gets_a_byte(kind):
+    """An inetd service has its client connection as fd 2 (a UDP service
+    its datagram socket). Whatever the library has to say (an invalid
+    setting, debug level, the inherited connection's own line), not a byte
+    of it reaches the peer."""
+    env = shim_env(idle=37, interval=11, count="lots", log="debug")
+    with listening() as port:
+        if kind == "tcp":
+            with socket.socket() as srv:
+                srv.bind(("127.0.0.1", 0))
+                srv.listen(1)
+                peer = socket.create_connection(srv.getsockname(), timeout=10)
+                ours, _ = srv.accept()
+            with peer:
+                p, received, got = run_with_stderr(ours, peer, env, port)
+        else:
+            ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with peer:
+                ours.bind(("127.0.0.1", 0))
+                peer.bind(("127.0.0.1", 0))
+                ours.connect(peer.getsockname())
+                peer.connect(ours.getsockname())
+                p, received, got = run_with_stderr(ours, None, env, port)
+                # Loopback delivers at send(): all the child sent is queued now.
+                peer.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    received = peer.recv(65536).decode("utf-8", "replace")
     assert p.returncode == 0
     assert options(got) == dict(CONFIGURED, TCP_KEEPCNT=6), got
     assert received == ""
@@ -401,6 +419,33 @@ def test_unwritable_log_file_warns_once_and_the_program_runs_on():
         shutil.rmtree(d)
 
 
+def test_worker_that_dropped_privileges_warns_once():
+    """nginx: the root master creates the log file and logs to it; its
+    worker drops to nobody and can no longer append. The worker says so once
+    on stderr; the master's line is in the file; every socket is configured."""
+    require_root()
+    d = pathlib.Path(tempfile.mkdtemp(prefix="keepalive-shim-log-"))
+    try:
+        d.chmod(0o755)
+        log = d / "shim.log"
+        env = shim_env(log="info", log_file=log, **SETTINGS)
+        with listening() as port:
+            r = run([sys.executable, LOG_TRUTH, "worker", "3", str(port)], env, timeout=15)
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["worker_status"] == 0, got
+        assert [options(s) for s in got["master"] + got["worker"]] == [CONFIGURED] * 4, got
+        assert (log.stat().st_uid, log.stat().st_mode & 0o777) == (0, 0o644)
+        in_file = log_lines(log.read_text())
+        assert len(in_file) == 1 and f" peer=127.0.0.1:{port} " in in_file[0], in_file
+        assert claimed(in_file[0]) == IN_LINE
+        assert r.stderr == (f"keepalive-shim[{got['worker_pid']}]: warning: cannot open the log "
+                            f"file {log}: errno 13; this process's lines are lost (the file must "
+                            "be writable by every user the program runs as)\n")
+    finally:
+        shutil.rmtree(d)
+
+
 # --- log lines that stay true ------------------------------------------------------
 
 def read_line(p, timeout=10):
@@ -409,15 +454,20 @@ def read_line(p, timeout=10):
     return p.stdout.readline()
 
 
-def test_options_the_program_sets_after_connect_get_a_follow_up_line():
+@pytest.mark.parametrize("user_timeout", [None, "auto"])
+def test_options_the_program_sets_after_connect_get_a_follow_up_line(user_timeout):
     """redis-cli sets 15/5/3 after connect(); the `peer=` line written at
     connect() said the library's values. In respect mode the program's
     values stand (getsockopt and `ss` show the 15 s timer), and each option
-    it set gets one line saying so."""
+    it set gets one line saying so. An `auto` user timeout follows the
+    program's values: (15 + 5 x 3) s."""
     require(shutil.which("ss") is not None, "ss (iproute2) is needed")
+    settings = dict(SETTINGS, log="info")
+    if user_timeout:
+        settings["user_timeout"] = user_timeout
     with listening() as port:
         p = subprocess.Popen([sys.executable, LOG_TRUTH, "redis", str(port)],
-                             env=shim_env(log="info", **SETTINGS), text=True,
+                             env=shim_env(**settings), text=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             got = json.loads(read_line(p))
@@ -430,13 +480,17 @@ def test_options_the_program_sets_after_connect_get_a_follow_up_line():
             p.wait()
     assert p.returncode == 0, err
     assert options(got) == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 15, "TCP_KEEPINTVL": 5,
-                            "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 0}, got
+                            "TCP_KEEPCNT": 3,
+                            "TCP_USER_TIMEOUT": 30_000 if user_timeout else 0}, got
     # The kernel's keepalive timer runs from the program's 15 s, not the library's 37 s.
     timer = re.search(r"timer:\(keepalive,(\d+)sec,", ss)
     assert timer and 10 <= int(timer.group(1)) <= 15, ss
     lines = log_lines(err)
     fd = lines[0].split()[0]
-    assert lines[0].startswith(f"{fd} peer=127.0.0.1:{port} ") and claimed(lines[0]) == IN_LINE
+    # At connect the socket had the library's values, the user timeout
+    # computed from them: (37 + 11 x 5) s.
+    at_connect = dict(IN_LINE, TCP_USER_TIMEOUT=92_000) if user_timeout else IN_LINE
+    assert lines[0].startswith(f"{fd} peer=127.0.0.1:{port} ") and claimed(lines[0]) == at_connect
     assert lines[1:] == [f"{fd} the program set {name}={value} itself; its value stands"
                          for name, value in [("SO_KEEPALIVE", 1), ("TCP_KEEPIDLE", 15),
                                              ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)]], lines

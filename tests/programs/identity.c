@@ -50,6 +50,14 @@ static struct sockaddr_in loopback(int port) {
     return a;
 }
 
+#ifndef __GLIBC__
+/* musl has neither wrapper: what they do, as musl programs do it. */
+static int close_range(unsigned first, unsigned last, int flags) {
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+static void closefrom(int lowfd) { close_range((unsigned)lowfd, ~0U, 0); }
+#endif
+
 static int raw_tcp_socket(void) {
     return (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
 }

@@ -4,6 +4,9 @@ what the program saw (errors, and the kernel's options on its sockets).
 
     log_truth.py connect N PORT     N connections to 127.0.0.1:PORT, one after
                                     another (socket.create_connection)
+    log_truth.py worker N PORT      what nginx does: the master (root) connects
+                                    once, then forks a worker that drops to
+                                    nobody and connects N times
     log_truth.py redis PORT         what redis-cli does (anetKeepAlive): connect,
                                     then SO_KEEPALIVE=1, TCP_KEEPIDLE=15,
                                     TCP_KEEPINTVL=5, TCP_KEEPCNT=3; prints, then
@@ -22,6 +25,7 @@ what the program saw (errors, and the kernel's options on its sockets).
 """
 import errno
 import json
+import os
 import socket
 import sys
 
@@ -45,6 +49,27 @@ def connect_n(n, port):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             out.append(options(s))
     return out
+
+
+def worker(n, port):
+    master = connect_n(1, port)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, json.dumps(connect_n(n, port)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        worker_result = json.loads(f.read() or "null")
+    _, status = os.waitpid(pid, 0)
+    return {"master": master, "master_pid": os.getpid(), "worker": worker_result,
+            "worker_pid": pid, "worker_status": status}
 
 
 def redis(port):
@@ -108,6 +133,8 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "connect":
         result = connect_n(int(args[0]), int(args[1]))
+    elif mode == "worker":
+        result = worker(int(args[0]), int(args[1]))
     elif mode == "redis":
         result = redis(int(args[0]))
     elif mode == "refused":

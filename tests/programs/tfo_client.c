@@ -2,7 +2,7 @@
  * with the SYN, through sendto() or sendmsg() with MSG_FASTOPEN, as TFO
  * clients do (curl --tcp-fastopen, Chromium's TFO path).
  *
- *     tfo_client sendto|sendmsg PORT
+ *     tfo_client sendto|sendmsg|sendmmsg PORT
  *
  * Sends "hello" to 127.0.0.1:PORT, waits (at most 5 s) for the server's
  * 2-byte reply, which proves the connection was made, then prints
@@ -35,7 +35,7 @@ static int raw_get(int fd, int level, int name) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: tfo_client sendto|sendmsg PORT\n");
+        fprintf(stderr, "usage: tfo_client sendto|sendmsg|sendmmsg PORT\n");
         return 2;
     }
     struct sockaddr_in to;
@@ -52,13 +52,17 @@ int main(int argc, char **argv) {
         n = sendto(fd, hello, 5, MSG_FASTOPEN, (struct sockaddr *)&to, sizeof to);
     } else {
         struct iovec iov = {.iov_base = hello, .iov_len = 5};
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_name = &to;
-        msg.msg_namelen = sizeof to;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        n = sendmsg(fd, &msg, MSG_FASTOPEN);
+        struct mmsghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_hdr.msg_name = &to;
+        m.msg_hdr.msg_namelen = sizeof to;
+        m.msg_hdr.msg_iov = &iov;
+        m.msg_hdr.msg_iovlen = 1;
+        if (strcmp(argv[1], "sendmsg") == 0) {
+            n = sendmsg(fd, &m.msg_hdr, MSG_FASTOPEN);
+        } else {
+            n = sendmmsg(fd, &m, 1, MSG_FASTOPEN) == 1 ? (ssize_t)m.msg_len : -1;
+        }
     }
     if (n != 5) die("send with MSG_FASTOPEN");
 
