@@ -178,7 +178,8 @@ def test_tcp_fast_open_client_is_decided_where_it_connects(cc, call, include):
     """A TFO client connects with sendto()/sendmsg()/sendmmsg() and
     MSG_FASTOPEN, never connect(). INCLUDE matching its destination (or no filter): the options
     and one `peer=` line with the kernel's values. INCLUDE not matching:
-    left alone, and nothing at info."""
+    left alone, nothing at info, and at debug the line that says it was
+    decided so."""
     require(sysctl("tcp_fastopen") & 1, "net.ipv4.tcp_fastopen must enable clients (bit 1)")
     exe = cc("tfo_client")
     settings = dict(SETTINGS, log="info")
@@ -192,6 +193,11 @@ def test_tcp_fast_open_client_is_decided_where_it_connects(cc, call, include):
     if include == "10.0.0.0/8":
         assert options(got) == UNTOUCHED, r.stdout
         assert lines == []
+        with tfo_server() as port:
+            r = run([exe, call, str(port)], shim_env(**dict(settings, log="debug")), timeout=15)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert options(printed(r.stdout)) == UNTOUCHED, r.stdout
+        assert log_lines(r.stderr) == [f"fd=3 peer=127.0.0.1:{port} left alone (filters)"]
         return
     assert options(got) == CONFIGURED, r.stdout
     assert len(lines) == 1, lines
@@ -295,7 +301,7 @@ def test_inherited_option_the_parent_set_stands_in_respect_mode(tmp_path):
 def test_inherited_connection_filtered_on_its_local_address(tmp_path, matches):
     """Filters decide an inherited connection like an accepted one, on the
     local address: INCLUDE=:<the service's port> applies, INCLUDE=:1 leaves
-    it alone."""
+    it alone (nothing at info; at debug, the line saying so)."""
     with accepted_connection() as (client, conn, port):
         include = f":{port}" if matches else ":1"
         report, lines = inetd(conn, client, [*RUN_FLAGS, "--log", "info", "--include", include],
@@ -303,6 +309,13 @@ def test_inherited_connection_filtered_on_its_local_address(tmp_path, matches):
     if not matches:
         assert options(report) == UNTOUCHED, report
         assert lines == []
+        (tmp_path / "shim.log").unlink(missing_ok=True)
+        with accepted_connection() as (client, conn, port):
+            report, lines = inetd(conn, client, [*RUN_FLAGS, "--log", "debug", "--include", ":1"],
+                                  tmp_path)
+            client_port = client.getsockname()[1]
+        assert options(report) == UNTOUCHED, report
+        assert lines == [f"fd=0 inherited peer=127.0.0.1:{client_port} left alone (filters)"]
         return
     assert options(report) == CONFIGURED, report
     assert len(lines) == 1 and " inherited peer=127.0.0.1:" in lines[0], lines
