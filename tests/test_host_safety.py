@@ -108,15 +108,30 @@ def read_until_eof(s, timeout=15):
 IDENTITY_MODES = ["close_range", "closefrom", "dup2", "dup3", "fclose"]
 
 
+@pytest.fixture(scope="session")
+def musl_identity(tmp_path_factory):
+    """identity.c linked against musl: its libc closes and its dup2 are
+    musl's own code, out of the hooks' sight just the same."""
+    musl_gcc = shutil.which("musl-gcc")
+    require(musl_gcc is not None, "musl-gcc (Debian's musl-tools) is needed for the musl client")
+    exe = tmp_path_factory.mktemp("musl") / "identity"
+    subprocess.run([musl_gcc, "-O2", "-Wall", "-Werror", "-o", str(exe),
+                    str(PROGRAMS / "identity.c")], check=True)
+    return str(exe)
+
+
+@pytest.mark.parametrize("libc", ["glibc", "musl"])
 @pytest.mark.parametrize("old", ["udp", "tcp_configured", "tcp_excluded"])
 @pytest.mark.parametrize("mode", IDENTITY_MODES)
-def test_number_reused_without_close_gets_the_options_and_a_true_line(cc, mode, old):
+def test_number_reused_without_close_gets_the_options_and_a_true_line(request, mode, old, libc):
     """The old socket on a number (a connected UDP socket, a TCP socket the
     library configured, or one it left alone by EXCLUDE) goes away through a
     call the close() hook never sees; a TCP socket made by a raw syscall
     takes the number and connects through libc. It gets the options at
-    connect(), and its one line states exactly what the kernel has."""
-    exe = cc("identity")
+    connect(), and its one line states exactly what the kernel has. The
+    same with a musl-linked program."""
+    exe = request.getfixturevalue("cc")("identity") if libc == "glibc" \
+        else request.getfixturevalue("musl_identity")
     with listening() as main, listening() as other:
         settings = dict(SETTINGS, log="info")
         if old == "tcp_excluded":
