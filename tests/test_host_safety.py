@@ -238,7 +238,7 @@ def accepted_connection():
         conn.close()
 
 
-def start_service(conn, launch, fd, run_flags, tmp_path, stdout=subprocess.DEVNULL):
+def start_service(conn, launch, fd, run_flags, tmp_path, stdout=subprocess.DEVNULL, extra=()):
     """`inetd_launch.py LAUNCH... keepalive-shim run FLAGS -- inetd_service.py FD`
     with the connection as the launcher's stdin; returns (completed process,
     log file lines)."""
@@ -246,16 +246,16 @@ def start_service(conn, launch, fd, run_flags, tmp_path, stdout=subprocess.DEVNU
     env = clean_env()
     env["KEEPALIVE_SHIM_LIBRARY"] = str(LIB)
     cmd = [sys.executable, INETD_LAUNCH, *launch, str(CLI), "run", *run_flags,
-           "--log-file", str(log), "--", sys.executable, INETD_SERVICE, str(fd)]
+           "--log-file", str(log), "--", sys.executable, INETD_SERVICE, str(fd), *extra]
     r = subprocess.run(cmd, stdin=conn.fileno(), stdout=stdout, stderr=subprocess.PIPE,
                        env=env, text=True, timeout=20)
     return r, log_lines(log.read_text()) if log.exists() else []
 
 
-def inetd(conn, client, run_flags, tmp_path):
+def inetd(conn, client, run_flags, tmp_path, extra=()):
     """The connection as the service's fds 0, 1 and 2; the service's report
     comes back over the connection. Returns (report, log lines)."""
-    r, lines = start_service(conn, ["stdio"], 0, run_flags, tmp_path)
+    r, lines = start_service(conn, ["stdio"], 0, run_flags, tmp_path, extra=extra)
     assert r.returncode == 0, r.stderr
     conn.close()  # the service has exited: the client now sees EOF
     reply = read_until_eof(client)
@@ -310,6 +310,24 @@ def test_inherited_option_the_parent_set_stands_in_respect_mode(tmp_path):
     assert len(inherited) == 1, lines
     assert claimed(inherited[0]) == {k: v for k, v in IN_LINE.items() if k != "TCP_KEEPIDLE"}
     assert inherited[0].endswith(" program-set: TCP_KEEPIDLE=300"), inherited
+
+
+@pytest.mark.parametrize("mode", ["force", "respect"])
+def test_inetd_service_setting_an_option_through_fd_1(tmp_path, mode):
+    """fds 0, 1 and 2 are one connection: the service sets TCP_KEEPIDLE=60
+    through fd 1. Force mode keeps 37 and says so once; respect mode lets
+    60 stand and says so, since the `inherited peer=` line claimed 37."""
+    with accepted_connection() as (client, conn, port):
+        report, lines = inetd(conn, client, [*RUN_FLAGS, "--log", "info", "--mode", mode],
+                              tmp_path, extra=["1", "60"])
+    assert len(lines) == 2 and " inherited peer=" in lines[0], lines
+    assert claimed(lines[0]) == IN_LINE, lines
+    if mode == "force":
+        assert options(report) == CONFIGURED, report
+        assert lines[1] == "fd=1 force: kept TCP_KEEPIDLE=37 (the program set 60)", lines
+    else:
+        assert options(report) == dict(CONFIGURED, TCP_KEEPIDLE=60), report
+        assert lines[1] == "fd=1 the program set TCP_KEEPIDLE=60 itself; its value stands", lines
 
 
 @pytest.mark.parametrize("matches", [True, False])
@@ -522,6 +540,27 @@ def test_options_the_program_sets_after_connect_get_a_follow_up_line(user_timeou
     assert lines[1:] == [f"{fd} the program set {name}={value} itself; its value stands"
                          for name, value in [("SO_KEEPALIVE", 1), ("TCP_KEEPIDLE", 15),
                                              ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)]], lines
+
+
+@pytest.mark.parametrize("mode", ["force", "respect"])
+def test_option_set_through_a_duplicate_descriptor(mode):
+    """The program sets TCP_KEEPIDLE=15 through a dup() of its connected
+    socket. It is the same socket: force mode keeps 37 and says so; respect
+    mode lets 15 stand and says so, since the `peer=` line claimed 37."""
+    with listening() as port:
+        r = run([sys.executable, LOG_TRUTH, "dup_set", str(port)],
+                shim_env(log="info", mode=mode, **SETTINGS), timeout=15)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    lines = log_lines(r.stderr)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"fd={got['fd']} peer=127.0.0.1:{port} ") and claimed(lines[0]) == IN_LINE
+    if mode == "force":
+        assert options(got) == CONFIGURED, got
+        assert lines[1] == f"fd={got['dup_fd']} force: kept TCP_KEEPIDLE=37 (the program set 15)"
+    else:
+        assert options(got) == dict(CONFIGURED, TCP_KEEPIDLE=15), got
+        assert lines[1] == f"fd={got['dup_fd']} the program set TCP_KEEPIDLE=15 itself; its value stands"
 
 
 def test_refused_connects_are_not_logged_as_peers(closed_port):

@@ -4,7 +4,10 @@ for LISTEN_FDS). It sets no socket option itself; it prints, as one JSON
 line on stdout (the connection itself, for inetd), the options the kernel
 has on that connection and its local port.
 
-    inetd_service.py FD
+    inetd_service.py FD [SET_FD IDLE]
+
+With SET_FD and IDLE it first sets TCP_KEEPIDLE=IDLE through descriptor
+SET_FD, as a service that uses fd 1 (the same connection) for that does.
 """
 import json
 import socket
@@ -15,6 +18,10 @@ TCP_USER_TIMEOUT = 18
 fd = int(sys.argv[1])
 s = socket.socket(fileno=fd)
 try:
+    if len(sys.argv) == 4:
+        via = socket.socket(fileno=int(sys.argv[2]))
+        via.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(sys.argv[3]))
+        via.detach()
     report = {
         "local_port": s.getsockname()[1],
         "SO_KEEPALIVE": s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),

@@ -12,6 +12,9 @@ what the program saw (errors, and the kernel's options on its sockets).
                                     TCP_KEEPINTVL=5, TCP_KEEPCNT=3; prints, then
                                     keeps the connection open until a line (or
                                     EOF) arrives on stdin
+    log_truth.py dup_set PORT       connect, then set TCP_KEEPIDLE=15 through a
+                                    dup() of the socket (socket.dup(), as code
+                                    that hands a socket to another owner does)
     log_truth.py refused PORT       three refused connects, as reconnect loops
                                     make them: blocking, non-blocking with a
                                     timeout (poll, then SO_ERROR), and
@@ -84,6 +87,16 @@ def redis(port):
     return "closed"
 
 
+def dup_set(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    d = s.dup()
+    d.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 15)
+    result = dict(options(s), fd=s.fileno(), dup_fd=d.fileno())
+    d.close()
+    s.close()
+    return result
+
+
 def refused(port):
     def attempt(how):
         try:
@@ -137,6 +150,8 @@ if __name__ == "__main__":
         result = worker(int(args[0]), int(args[1]))
     elif mode == "redis":
         result = redis(int(args[0]))
+    elif mode == "dup_set":
+        result = dup_set(int(args[0]))
     elif mode == "refused":
         result = refused(int(args[0]))
     elif mode == "unconnected":
