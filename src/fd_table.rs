@@ -178,10 +178,13 @@ pub fn mark_program_set(fd: i32, opt: Opt) -> Option<FdState> {
 
 /// The values a program set itself in force mode, where the shim then put
 /// its own back, so that the debug line can show what the program wanted.
-/// Only force mode touches these pages.
+/// Only force mode touches these pages. Zero means "none": the table stays
+/// in .bss (1.3 MiB that a non-zero initial value would put in the file);
+/// a value is stored as `value ^ i32::MIN`, so only i32::MIN, which no
+/// keepalive option can hold, reads as none.
 static PROGRAM_VALUES: [[AtomicI32; Opt::ALL.len()]; TRACKED_FDS] =
     [const { [const { AtomicI32::new(UNKNOWN) }; Opt::ALL.len()] }; TRACKED_FDS];
-const UNKNOWN: i32 = i32::MIN;
+const UNKNOWN: i32 = 0;
 
 /// Remembers the value the program set for `opt` (force mode).
 pub fn record_program_value(fd: i32, opt: Opt, value: Option<i32>) {
@@ -190,7 +193,7 @@ pub fn record_program_value(fd: i32, opt: Opt, value: Option<i32>) {
         .and_then(|i| PROGRAM_VALUES.get(i))
         .and_then(|v| v.get(opt as usize));
     if let Some(cell) = cell {
-        cell.store(value.unwrap_or(UNKNOWN), Ordering::Relaxed);
+        cell.store(value.map_or(UNKNOWN, |v| v ^ i32::MIN), Ordering::Relaxed);
     }
 }
 
@@ -200,7 +203,9 @@ pub fn program_value(fd: i32, opt: Opt) -> Option<i32> {
         .ok()
         .and_then(|i| PROGRAM_VALUES.get(i))
         .and_then(|v| v.get(opt as usize))?;
-    Some(cell.load(Ordering::Relaxed)).filter(|&v| v != UNKNOWN)
+    Some(cell.load(Ordering::Relaxed))
+        .filter(|&v| v != UNKNOWN)
+        .map(|v| v ^ i32::MIN)
 }
 
 /// Clears the pending log line; true for exactly one caller per socket.
@@ -227,5 +232,16 @@ mod tests {
         assert_eq!((d.applied(), d.program_set(), d.inode()), (a, p, 0xdead_beef));
         assert!(!d.as_not_tcp().tcp());
         assert_eq!(d.as_not_tcp().inode(), 0xdead_beef);
+    }
+
+    #[test]
+    fn program_values_round_trip_and_start_as_none() {
+        assert_eq!(program_value(7, Opt::Idle), None);
+        for v in [60, 0, -1, i32::MAX] {
+            record_program_value(7, Opt::Idle, Some(v));
+            assert_eq!(program_value(7, Opt::Idle), Some(v));
+        }
+        record_program_value(7, Opt::Idle, None);
+        assert_eq!(program_value(7, Opt::Idle), None);
     }
 }
