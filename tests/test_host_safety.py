@@ -298,6 +298,32 @@ def test_listen_fds_connection_configured_only_when_meant_for_this_process(tmp_p
     assert claimed(lines[0]) == IN_LINE, lines
 
 
+@pytest.mark.parametrize("include", [None, "port"])
+def test_socket_activation_connection_queued_before_the_service_started(tmp_path, include):
+    """systemd socket activation (Accept=no): the listening socket is fd 3
+    with LISTEN_FDS=1, and the connection that triggered the activation is
+    already in its backlog when the service starts. The connection the
+    service accepts has the options (with INCLUDE=:<its port> too), and
+    its line says so."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        flags = [*RUN_FLAGS, "--log", "info"] + (["--include", f":{port}"] if include else [])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            r, lines = start_service(srv, ["listen_fds", "self"], 3, flags, tmp_path,
+                                     stdout=subprocess.PIPE, extra=["accept"])
+            client_port = client.getsockname()[1]
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["local_port"] == port
+    assert options(report) == CONFIGURED, report
+    accepted = [ln for ln in lines if " accepted=" in ln]
+    assert len(accepted) == 1, lines
+    assert f" accepted=127.0.0.1:{client_port} " in accepted[0], lines
+    assert claimed(accepted[0]) == IN_LINE, lines
+
+
 def test_inherited_option_the_parent_set_stands_in_respect_mode(tmp_path):
     """The parent set TCP_KEEPIDLE=300 on the connection before handing it
     over: in respect mode 300 stands, the other options come from the

@@ -5,6 +5,10 @@ line on stdout (the connection itself, for inetd), the options the kernel
 has on that connection and its local port.
 
     inetd_service.py FD [SET_FD IDLE]
+    inetd_service.py FD accept
+
+With `accept`, FD is a listening socket (systemd socket activation,
+Accept=no): the service accepts one connection and reports on it.
 
 With SET_FD and IDLE it first sets TCP_KEEPIDLE=IDLE through descriptor
 SET_FD, as a service that uses fd 1 (the same connection) for that does.
@@ -17,6 +21,11 @@ TCP_USER_TIMEOUT = 18
 
 fd = int(sys.argv[1])
 s = socket.socket(fileno=fd)
+if sys.argv[2:] == ["accept"]:
+    s.settimeout(10)
+    conn, _ = s.accept()
+    s.detach()
+    s = conn
 try:
     if len(sys.argv) == 4:
         via = socket.socket(fileno=int(sys.argv[2]))
