@@ -491,6 +491,49 @@ def test_unwritable_log_file_warns_once_and_the_program_runs_on():
         shutil.rmtree(d)
 
 
+@pytest.mark.parametrize("reader", ["reads", "exited"])
+def test_unwritable_log_file_warning_never_kills_the_program(reader):
+    """The same with bash (which, unlike Python, does not ignore SIGPIPE)
+    connecting through /dev/tcp, and stderr a pipe: the warning arrives
+    when someone reads the pipe; when the reader has exited, the warning
+    must not kill bash with SIGPIPE (exit 141)."""
+    require_root()
+    require(shutil.which("setpriv") is not None, "setpriv (util-linux) is needed")
+    d = pathlib.Path(tempfile.mkdtemp(prefix="keepalive-shim-log-"))
+    r, w = os.pipe()
+    still_open = {r, w}
+
+    def close(fd):
+        os.close(fd)
+        still_open.discard(fd)
+
+    try:
+        d.chmod(0o755)
+        log = d / "shim.log"
+        log.touch(mode=0o644)
+        if reader == "exited":
+            close(r)
+        with listening() as port:
+            p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}; echo connected"],
+                               env=shim_env(log="info", log_file=log, **SETTINGS),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=w,
+                               text=True, timeout=15)
+        close(w)
+        assert (p.returncode, p.stdout) == (0, "connected\n")
+        if reader == "reads":
+            data = b""
+            while chunk := os.read(r, 65536):  # the writer is closed: EOF comes
+                data += chunk
+            lines = log_lines(data.decode())
+            assert len(lines) == 1 and lines[0].startswith(
+                f"warning: cannot open the log file {log}: errno 13"), lines
+    finally:
+        for fd in list(still_open):
+            close(fd)
+        shutil.rmtree(d)
+
+
 def test_worker_that_dropped_privileges_warns_once():
     """nginx: the root master creates the log file and logs to it; its
     worker drops to nobody and can no longer append. The worker says so once
