@@ -51,7 +51,8 @@ UNTOUCHED = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": sysctl("tcp_keepalive_time"),
              "TCP_KEEPCNT": sysctl("tcp_keepalive_probes"), "TCP_USER_TIMEOUT": 0}
 
 LOG_LINE = re.compile(r"^keepalive-shim\[(\d+)\]: (.*)$")
-OPTION = re.compile(r"\b(SO_KEEPALIVE|TCP_KEEPIDLE|TCP_KEEPINTVL|TCP_KEEPCNT|TCP_USER_TIMEOUT)=(-?\d+)")
+OPTION = re.compile(
+    r"\b(SO_KEEPALIVE|TCP_KEEPIDLE|TCP_KEEPINTVL|TCP_KEEPCNT|TCP_USER_TIMEOUT)=(-?\d+)")
 
 
 def log_lines(text):
@@ -130,8 +131,8 @@ def test_number_reused_without_close_gets_the_options_and_a_true_line(request, m
     takes the number and connects through libc. It gets the options at
     connect(), and its one line states exactly what the kernel has. The
     same with a musl-linked program."""
-    exe = request.getfixturevalue("cc")("identity") if libc == "glibc" \
-        else request.getfixturevalue("musl_identity")
+    exe = (request.getfixturevalue("cc")("identity") if libc == "glibc"
+           else request.getfixturevalue("musl_identity"))
     with listening() as main, listening() as other:
         settings = dict(SETTINGS, log="info")
         if old == "tcp_excluded":
@@ -149,7 +150,7 @@ def test_number_reused_without_close_gets_the_options_and_a_true_line(request, m
         assert not [ln for ln in lines if f":{other}" in ln], lines  # left alone: no info line
 
 
-# --- TCP Fast Open: the connection is made by sendto()/sendmsg() -----------------
+# --- TCP Fast Open: the connection is made by a send with MSG_FASTOPEN ----------
 
 @contextlib.contextmanager
 def tfo_server():
@@ -191,10 +192,10 @@ def tfo_server():
 @pytest.mark.parametrize("call", ["sendto", "sendmsg", "sendmmsg"])
 def test_tcp_fast_open_client_is_decided_where_it_connects(cc, call, include):
     """A TFO client connects with sendto()/sendmsg()/sendmmsg() and
-    MSG_FASTOPEN, never connect(). INCLUDE matching its destination (or no filter): the options
-    and one `peer=` line with the kernel's values. INCLUDE not matching:
-    left alone, nothing at info, and at debug the line that says it was
-    decided so."""
+    MSG_FASTOPEN, never connect(). INCLUDE matching its destination (or no
+    filter): the options and one `peer=` line with the kernel's values.
+    INCLUDE not matching: left alone, nothing at info, and at debug the
+    line that says it was decided so."""
     require(sysctl("tcp_fastopen") & 1, "net.ipv4.tcp_fastopen must enable clients (bit 1)")
     exe = cc("tfo_client")
     settings = dict(SETTINGS, log="info")
@@ -601,6 +602,7 @@ def test_options_the_program_sets_after_connect_get_a_follow_up_line(user_timeou
     timer = re.search(r"timer:\(keepalive,(\d+)sec,", ss)
     assert timer and 10 <= int(timer.group(1)) <= 15, ss
     lines = log_lines(err)
+    assert len(lines) == 5, err
     fd = lines[0].split()[0]
     # At connect the socket had the library's values, the user timeout
     # computed from them: (37 + 11 x 5) s.
@@ -623,13 +625,15 @@ def test_option_set_through_a_duplicate_descriptor(mode):
     got = json.loads(r.stdout)
     lines = log_lines(r.stderr)
     assert len(lines) == 2, lines
-    assert lines[0].startswith(f"fd={got['fd']} peer=127.0.0.1:{port} ") and claimed(lines[0]) == IN_LINE
+    assert lines[0].startswith(f"fd={got['fd']} peer=127.0.0.1:{port} "), lines
+    assert claimed(lines[0]) == IN_LINE, lines
+    dup = f"fd={got['dup_fd']}"
     if mode == "force":
         assert options(got) == CONFIGURED, got
-        assert lines[1] == f"fd={got['dup_fd']} force: kept TCP_KEEPIDLE=37 (the program set 15)"
+        assert lines[1] == f"{dup} force: kept TCP_KEEPIDLE=37 (the program set 15)", lines
     else:
         assert options(got) == dict(CONFIGURED, TCP_KEEPIDLE=15), got
-        assert lines[1] == f"fd={got['dup_fd']} the program set TCP_KEEPIDLE=15 itself; its value stands"
+        assert lines[1] == f"{dup} the program set TCP_KEEPIDLE=15 itself; its value stands", lines
 
 
 def test_refused_connects_are_not_logged_as_peers(closed_port):
@@ -673,6 +677,7 @@ def test_force_mode_option_set_twice_one_line_and_the_programs_value_shown():
         assert r.returncode == 0, r.stderr
         assert options(json.loads(r.stdout)) == CONFIGURED, r.stdout
         lines = log_lines(r.stderr)
+        assert len(lines) == 2, r.stderr
         fd = lines[0].split()[0]
         assert lines == [f"{fd} force: kept TCP_KEEPIDLE=37 (the program set 60)",
                          lines[1]], lines
