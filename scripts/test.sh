@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
 install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6-dev \
-  nodejs openjdk-17-jdk-headless valgrind postgresql-client util-linux musl-tools
+  nodejs openjdk-17-jdk-headless valgrind postgresql-client util-linux
 install_pip_packages pytest requests
 
 echo "== build"
