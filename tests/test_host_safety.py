@@ -465,6 +465,22 @@ def test_internet_socket_as_stderr_never_gets_a_byte(kind):
 
 # --- a log file the program's user cannot write ----------------------------------
 
+def nobody_can_run(d, settings):
+    """Copies of the library and log_truth.py in `d` (0755), and a Python
+    `nobody` can execute, so that a checkout or interpreter under a private
+    home (/root is 0700) cannot decide these tests. Returns (python,
+    log_truth.py, environment with the copy preloaded)."""
+    d.chmod(0o755)
+    lib = d / LIB.name
+    shutil.copy(LIB, lib)
+    script = d / "log_truth.py"
+    shutil.copy(LOG_TRUTH, script)
+    env = shim_env(**settings)
+    env["LD_PRELOAD"] = str(lib)
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    return python, str(script), env
+
+
 def test_unwritable_log_file_warns_once_and_the_program_runs_on():
     """A root parent created the log file 0644; the program runs as nobody
     and cannot append. One warning on its stderr names the file; its lines
@@ -473,13 +489,12 @@ def test_unwritable_log_file_warns_once_and_the_program_runs_on():
     require(shutil.which("setpriv") is not None, "setpriv (util-linux) is needed")
     d = pathlib.Path(tempfile.mkdtemp(prefix="keepalive-shim-log-"))
     try:
-        d.chmod(0o755)
         log = d / "shim.log"
         log.touch(mode=0o644)
-        env = shim_env(log="info", log_file=log, **SETTINGS)
+        python, script, env = nobody_can_run(d, dict(SETTINGS, log="info", log_file=log))
         with listening() as port:
             r = run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                     sys.executable, LOG_TRUTH, "connect", "3", str(port)], env, timeout=15)
+                     python, script, "connect", "3", str(port)], env, timeout=15)
         assert r.returncode == 0, r.stderr
         got = json.loads(r.stdout)
         assert [options(s) for s in got] == [CONFIGURED] * 3, got
@@ -509,16 +524,15 @@ def test_unwritable_log_file_warning_never_kills_the_program(reader):
         still_open.discard(fd)
 
     try:
-        d.chmod(0o755)
         log = d / "shim.log"
         log.touch(mode=0o644)
+        _, _, env = nobody_can_run(d, dict(SETTINGS, log="info", log_file=log))
         if reader == "exited":
             close(r)
         with listening() as port:
             p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                 "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}; echo connected"],
-                               env=shim_env(log="info", log_file=log, **SETTINGS),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=w,
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=w,
                                text=True, timeout=15)
         close(w)
         assert (p.returncode, p.stdout) == (0, "connected\n")
