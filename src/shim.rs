@@ -280,6 +280,11 @@ pub fn accepted(listener: c_int, conn: c_int) {
     let Some(state) = tcp_state(listener, before) else {
         return;
     };
+    if !plan.has_filters() && state.is_decided() && !state.is_late() && !plan.tracks_connections() {
+        // The connection inherited the listener's options, and nothing
+        // (force mode, auto, a log line) will need its state: no syscall.
+        return fd_table::forget(conn);
+    }
     let Some(fresh) = fd_table::current(conn) else {
         return;
     };
@@ -500,7 +505,7 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
                 && plan.auto_user_timeout
                 && ours.contains(Opt::UserTimeout)
             {
-                refresh_auto_user_timeout(fd);
+                refresh_auto_user_timeout(plan, fd);
             }
         }
     }
@@ -508,8 +513,8 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
 
 /// Sets `TCP_USER_TIMEOUT` again from the socket's effective values, after
 /// the program changed one of them.
-fn refresh_auto_user_timeout(fd: c_int) {
-    let Some(ms) = auto_user_timeout(fd) else {
+fn refresh_auto_user_timeout(plan: &Plan, fd: c_int) {
+    let Some(ms) = auto_user_timeout(plan, fd, OptSet::EMPTY) else {
         return;
     };
     let (level, name) = Opt::UserTimeout.sockopt();
@@ -525,11 +530,18 @@ fn refresh_auto_user_timeout(fd: c_int) {
     }
 }
 
-/// `auto`: (idle + interval x count) s in ms, from what the socket has now.
-fn auto_user_timeout(fd: c_int) -> Option<c_int> {
+/// `auto`: (idle + interval x count) s in ms, from what the socket has now:
+/// the shim's value where it just set one (`applied`), else the socket's.
+fn auto_user_timeout(plan: &Plan, fd: c_int, applied: OptSet) -> Option<c_int> {
     let get = |opt: Opt| {
-        let (level, name) = opt.sockopt();
-        sys::get_int_option(fd, level, name).and_then(|v| u32::try_from(v).ok())
+        let value = match plan.value(opt) {
+            Some(v) if applied.contains(opt) => Some(v),
+            _ => {
+                let (level, name) = opt.sockopt();
+                sys::get_int_option(fd, level, name)
+            }
+        };
+        value.and_then(|v| u32::try_from(v).ok())
     };
     let ms = UserTimeout::auto_ms(get(Opt::Idle)?, get(Opt::Interval)?, get(Opt::Count)?);
     c_int::try_from(ms).ok()
@@ -562,7 +574,7 @@ fn apply(plan: &Plan, fd: c_int, skip: OptSet, program: OptSet) -> OptSet {
         }
     }
     if plan.auto_user_timeout && !program.contains(Opt::UserTimeout) {
-        if let Some(ms) = auto_user_timeout(fd) {
+        if let Some(ms) = auto_user_timeout(plan, fd, applied) {
             if set(fd, Opt::UserTimeout, ms) {
                 applied = applied.with(Opt::UserTimeout);
             }
