@@ -2,7 +2,6 @@
 //! the config file, resolve the configuration, keep its warnings for later,
 //! and arm the hooks (see [`crate::plan`]).
 
-use core::ffi::{c_char, c_int};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Sink};
@@ -44,8 +43,7 @@ const MAX_DIAGNOSTICS: usize = 16;
 /// the hooks.
 pub fn load(
     env: impl Iterator<Item = (&'static [u8], &'static [u8])>,
-    argc: c_int,
-    argv: *const *const c_char,
+    arg0: Option<&'static [u8]>,
     secure: bool,
 ) {
     let mut diagnostics: [Option<Diagnostic<'_>>; MAX_DIAGNOSTICS] = [None; MAX_DIAGNOSTICS];
@@ -105,25 +103,19 @@ pub fn load(
     }
 
     // The config path's buffer is free again: it holds the executable's path.
-    if config.enabled && program_allowed(&config, argc, argv, path_buf) {
+    if config.enabled && program_allowed(&config, arg0, path_buf) {
         plan::set(Plan::new(&config));
     }
 }
 
 /// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
 /// `argv[0]` (looked up only when the list is set: every exec pays for it).
-fn program_allowed(
-    config: &Config<'_>,
-    argc: c_int,
-    argv: *const *const c_char,
-    exe_buf: &mut [u8],
-) -> bool {
+fn program_allowed(config: &Config<'_>, arg0: Option<&[u8]>, exe_buf: &mut [u8]) -> bool {
     if config.programs.names().is_empty() {
         return true;
     }
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);
-    // SAFETY: the constructor's argc/argv.
-    let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
+    let arg0 = arg0.unwrap_or(&[]);
     config.program_allowed(&[exe, arg0])
 }
 
