@@ -2,22 +2,15 @@
 //! the config file, resolve the configuration, keep its warnings for later,
 //! and arm the hooks (see [`crate::plan`]).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ffi::c_int;
 
-use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Sink};
+use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, LineBuf, Sink};
 
 use crate::log;
-use crate::once::{ClaimOnce, InitOnce};
+use crate::once::ClaimOnce;
 use crate::plan::{self, Plan};
+use crate::shim;
 use crate::sys;
-
-/// Configuration warnings, formatted at load (the environment they quote
-/// may be overwritten later, e.g. by setproctitle) and printed when the
-/// process opens its first TCP socket. Processes that never do, such as the
-/// shell and helper processes a program spawns, stay quiet; a child forked
-/// after the warning does not repeat it.
-static WARNINGS: InitOnce<&'static LineBuf<2048>> = InitOnce::new();
-static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The constructor's large buffers (see [`ClaimOnce`]).
 struct Scratch {
@@ -54,7 +47,8 @@ pub fn load(
         }
         count = count.saturating_add(1);
     };
-    let env = EnvView::collect(env, &mut report);
+    let mut outside = Outside::default();
+    let env = EnvView::collect(env.inspect(|&(name, value)| outside.see(name, value)), &mut report);
 
     let (path, explicit) = env.config_path(secure);
     // Loaded twice (it cannot be, but): the first load counts.
@@ -76,7 +70,7 @@ pub fn load(
     let log_file = config
         .log_file
         .and_then(|p| sys::nul_terminated(p, log_path));
-    log::init(config.log_level, log_file);
+    log::init(config.log_level, log_file, outside.journal);
     // Most processes have nothing to say: the text is only built if they do.
     if count > 0 || file_error.is_some() {
         if let Some(errno) = file_error {
@@ -88,7 +82,7 @@ pub fn load(
                 warnings.put(b" (not a regular file)");
             } else {
                 warnings.put(b": errno ");
-                crate::shim::put_int(warnings, errno);
+                log::put_int(warnings, errno);
             }
             warnings.put(b"; it is ignored\n");
         }
@@ -99,13 +93,66 @@ pub fn load(
         if count > MAX_DIAGNOSTICS {
             warnings.put(b"more configuration problems; see keepalive-shim check\n");
         }
-        WARNINGS.set(&*warnings);
+        log::keep_warnings(warnings.as_bytes());
     }
 
     // The config path's buffer is free again: it holds the executable's path.
     if config.enabled && program_allowed(&config, arg0, path_buf) {
         plan::set(Plan::new(&config));
+        shim::inherited(outside.inherited_fds());
     }
+}
+
+/// What the constructor reads from variables that are not ours.
+#[derive(Default)]
+struct Outside {
+    /// `JOURNAL_STREAM=DEV:INODE`: systemd connected fd 2 to the journal.
+    journal: Option<(u64, u64)>,
+    /// `LISTEN_FDS=N` (sockets passed from fd 3 on) and `LISTEN_PID`, the
+    /// process they are meant for (sd_listen_fds(3)).
+    listen_fds: Option<u64>,
+    listen_pid: Option<u64>,
+}
+
+impl Outside {
+    fn see(&mut self, name: &[u8], value: &[u8]) {
+        match name {
+            b"JOURNAL_STREAM" => {
+                let mut parts = value.splitn(2, |&b| b == b':');
+                if let (Some(dev), Some(ino)) = (parts.next(), parts.next()) {
+                    self.journal = decimal(dev).zip(decimal(ino));
+                }
+            }
+            b"LISTEN_FDS" => self.listen_fds = decimal(value),
+            b"LISTEN_PID" => self.listen_pid = decimal(value),
+            _ => {}
+        }
+    }
+
+    /// The descriptors a parent may have handed over already connected:
+    /// stdin/stdout/stderr (inetd, systemd `Accept=yes`) and the
+    /// `LISTEN_FDS` range when it is meant for this process.
+    fn inherited_fds(&self) -> core::ops::Range<c_int> {
+        let pid = u64::try_from(sys::getpid()).ok();
+        let n = match (self.listen_fds, self.listen_pid) {
+            (Some(n), None) => n,
+            (Some(n), Some(p)) if Some(p) == pid => n,
+            _ => 0,
+        };
+        // Bounded: a bogus LISTEN_FDS must not make the constructor slow.
+        let n = c_int::try_from(n.min(1024)).unwrap_or(0);
+        0..n.saturating_add(3)
+    }
+}
+
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
@@ -117,19 +164,4 @@ fn program_allowed(config: &Config<'_>, arg0: Option<&[u8]>, exe_buf: &mut [u8])
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);
     let arg0 = arg0.unwrap_or(&[]);
     config.program_allowed(&[exe, arg0])
-}
-
-/// Prints the configuration warnings, the first time a TCP socket is seen.
-pub fn warn_once() {
-    let Some(text) = WARNINGS.get() else { return };
-    if WARNED.load(Ordering::Relaxed) || WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    for warning in text
-        .as_bytes()
-        .split(|&b| b == b'\n')
-        .filter(|w| !w.is_empty())
-    {
-        log::line(Level::Warn, |b| b.put(warning));
-    }
 }
