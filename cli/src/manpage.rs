@@ -79,7 +79,9 @@ pub fn variables_page() -> String {
             } else {
                 "Sets: "
             }),
-            roman(plain(s.target.trim_start_matches('(').trim_end_matches(')'))),
+            roman(plain(
+                s.target.trim_start_matches('(').trim_end_matches(')'),
+            )),
             roman(". Default: "),
             roman(plain(if s.default_doc.is_empty() {
                 s.default
@@ -91,8 +93,10 @@ pub fn variables_page() -> String {
             roman("."),
         ]);
         if let Some(flag) = s.flag {
-            page.control("br", [] as [&str; 0])
-                .text([roman("keepalive-shim run flag: "), bold(format!("--{flag}"))]);
+            page.control("br", [] as [&str; 0]).text([
+                roman("keepalive-shim run flag: "),
+                bold(format!("--{flag}")),
+            ]);
         }
     }
     page.control("SH", ["FILES"])
@@ -137,7 +141,11 @@ mod tests {
         let page = variables_page();
         assert!(page.starts_with(".TH") || page.contains("\n.TH"), "{page}");
         for s in SETTINGS {
-            assert!(page.contains(s.var), "{} missing from keepalive-shim(7)", s.var);
+            assert!(
+                page.contains(s.var),
+                "{} missing from keepalive-shim(7)",
+                s.var
+            );
         }
     }
 
@@ -147,7 +155,11 @@ mod tests {
         let names = write_all(crate::cli(), &dir).unwrap();
         let run = std::fs::read_to_string(dir.join("keepalive-shim-run.1")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        for page in ["keepalive-shim.1", "keepalive-shim-run.1", "keepalive-shim.7"] {
+        for page in [
+            "keepalive-shim.1",
+            "keepalive-shim-run.1",
+            "keepalive-shim.7",
+        ] {
             assert!(names.iter().any(|n| n == page), "{page} not in {names:?}");
         }
         assert!(run.contains("idle"), "run's flags are missing: {run}");
