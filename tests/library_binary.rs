@@ -104,7 +104,10 @@ const GLIBC_FLOOR: (u32, u32) = (2, 17);
 
 /// `GLIBC_2.17` -> (2, 17).
 fn glibc_version(v: &str) -> Option<(u32, u32)> {
-    let mut parts = v.strip_prefix("GLIBC_")?.split('.').map(|p| p.parse::<u32>().ok());
+    let mut parts = v
+        .strip_prefix("GLIBC_")?
+        .split('.')
+        .map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??))
 }
 
@@ -135,7 +138,10 @@ fn library_loads_on_old_glibc() {
         .iter()
         .filter_map(|(_, _, _, v)| glibc_version(v.as_deref()?))
         .collect();
-    assert!(!versions.is_empty(), "the library imports no versioned glibc symbol: is readelf working?");
+    assert!(
+        !versions.is_empty(),
+        "the library imports no versioned glibc symbol: is readelf working?"
+    );
     let newest = versions.iter().max().copied().unwrap_or_default();
     assert!(
         newest <= GLIBC_FLOOR,
