@@ -5,6 +5,7 @@ declare -A PROVIDES=(
   [curl]=curl [iproute2]=ip [nftables]=nft [tcpdump]=tcpdump [conntrack]=conntrack
   [binutils]=nm [gcc]=gcc [libc6-dev]=/usr/include/stdio.h [nodejs]=node
   [openjdk-17-jdk-headless]=javac [postgresql-client]=psql [util-linux]=setpriv
+  [musl-tools]=musl-gcc [qemu-user-static]=qemu-aarch64-static [python3-venv]=/usr/share/doc/python3-venv
 )
 
 install_apt_packages() {
