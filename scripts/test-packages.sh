@@ -26,8 +26,10 @@ ROOTFS_TAR=$CACHE/debian-bookworm-minbase.tar.zst
 WORK=$(mktemp -d)
 ROOT=$WORK/root
 cleanup() {
-  mountpoint -q "$ROOT/proc" 2>/dev/null && umount "$ROOT/proc"
-  rm -rf "$WORK"
+  local m
+  for m in proc dev; do mountpoint -q "$ROOT/$m" 2>/dev/null && umount "$ROOT/$m"; done
+  # Never into a mount that is still there (the bind-mounted /dev).
+  rm -rf --one-file-system "$WORK"
 }
 trap cleanup EXIT
 FLAGS=(--idle 7 --interval 3 --count 4 --user-timeout auto)
@@ -84,12 +86,14 @@ fi
 mkdir -p "$ROOT"
 tar -C "$ROOT" --zstd -xf "$ROOTFS_TAR"
 mount -t proc proc "$ROOT/proc"
+mkdir -p "$ROOT/dev"
+mount --bind /dev "$ROOT/dev"
 cp "$deb" "$ROOT/tmp/keepalive-shim.deb"
 cp tests/programs/client.py "$ROOT/tmp/client.py"
 in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
 files_in_root() {
   (cd "$ROOT" && find . -xdev \( -path ./proc -o -path ./tmp -o -path ./var/lib/dpkg \
-    -o -path ./var/cache/man -o -path ./var/log \) -prune -o -print | sort)
+    -o -path ./dev -o -path ./var/cache/man -o -path ./var/log \) -prune -o -print | sort)
 }
 files_in_root >"$WORK/before"
 in_root dpkg -i /tmp/keepalive-shim.deb >/dev/null
@@ -103,7 +107,7 @@ in_root dpkg -r keepalive-shim >/dev/null
 files_in_root >"$WORK/after"
 diff -u "$WORK/before" "$WORK/after" || fail "dpkg -r left files behind (above)"
 echo "ok: dpkg -r leaves nothing behind"
-umount "$ROOT/proc"
+umount "$ROOT/proc" "$ROOT/dev"
 
 echo "== wheel in a fresh virtualenv"
 whl=$(compgen -G "$DIST/keepalive_shim-$VERSION-py3-none-*_x86_64.whl")
@@ -117,13 +121,14 @@ check_options "wheel in a virtualenv" "$out"
   fail "pip uninstall left files behind"
 for arch in x86_64 aarch64; do
   whl=$(compgen -G "$DIST/keepalive_shim-$VERSION-py3-none-*_$arch.whl")
-  for platform in "manylinux2014_$arch" "manylinux_2_28_$arch" "musllinux_1_2_$arch"; do
+  # pip on a newer glibc or musl also accepts these older tags.
+  for platform in "manylinux2014_$arch" "manylinux_2_17_$arch" "musllinux_1_1_$arch"; do
     "$WORK/venv/bin/pip" install -q --disable-pip-version-check --no-index --dry-run \
       --only-binary=:all: --platform "$platform" --target "$WORK/dry" "$whl" ||
       fail "pip does not accept the $arch wheel for $platform"
   done
 done
-echo "ok: wheels accepted for manylinux2014, manylinux_2_28 and musllinux_1_2 (x86_64, aarch64)"
+echo "ok: wheels accepted for manylinux2014, manylinux_2_17 and musllinux_1_1 (x86_64, aarch64)"
 
 echo "== tarball under a prefix"
 prefix=$WORK/tar-x86_64/keepalive-shim-$VERSION-x86_64-linux
