@@ -172,7 +172,10 @@ pub fn mark_late(fd: i32) {
 /// before, so the caller can tell a first setting from a repeat.
 pub fn mark_program_set(fd: i32, opt: Opt) -> Option<FdState> {
     let s = slot(fd)?;
-    let before = s.fetch_or(bits(OptSet::EMPTY.with(opt), PROGRAM_SHIFT), Ordering::Relaxed);
+    let before = s.fetch_or(
+        bits(OptSet::EMPTY.with(opt), PROGRAM_SHIFT),
+        Ordering::Relaxed,
+    );
     Some(FdState(before))
 }
 
@@ -224,7 +227,10 @@ mod tests {
         let a = OptSet::EMPTY.with(Opt::KeepAlive).with(Opt::UserTimeout);
         let d = t.as_decided(a, p);
         assert!(d.is_decided() && d.log_pending());
-        assert_eq!((d.applied(), d.program_set(), d.inode()), (a, p, 0xdead_beef));
+        assert_eq!(
+            (d.applied(), d.program_set(), d.inode()),
+            (a, p, 0xdead_beef)
+        );
         assert!(!d.as_not_tcp().tcp());
         assert_eq!(d.as_not_tcp().inode(), 0xdead_beef);
     }

@@ -48,7 +48,10 @@ pub fn load(
         count = count.saturating_add(1);
     };
     let mut outside = Outside::default();
-    let env = EnvView::collect(env.inspect(|&(name, value)| outside.see(name, value)), &mut report);
+    let env = EnvView::collect(
+        env.inspect(|&(name, value)| outside.see(name, value)),
+        &mut report,
+    );
 
     let (path, explicit) = env.config_path(secure);
     // Loaded twice (it cannot be, but): the first load counts.

@@ -166,7 +166,12 @@ pub fn after_connect(fd: c_int, c: Connecting, ok: bool, address: ProgramAddress
 fn log_connected(plan: &Plan, fd: c_int, dest: Option<SockAddr>) {
     if fd_table::take_log_pending(fd) {
         if let Some(state) = fd_table::get(fd) {
-            log_state(plan, fd, Role::Peer(dest.or_else(|| peer_address(fd))), state);
+            log_state(
+                plan,
+                fd,
+                Role::Peer(dest.or_else(|| peer_address(fd))),
+                state,
+            );
         }
     }
 }
@@ -297,7 +302,12 @@ pub fn accepted(listener: c_int, conn: c_int) {
         // Completed its handshake before the listener was configured.
         return configure_connection(plan, conn, fresh, program, true);
     }
-    record_connection(plan, conn, fresh.as_decided(applied, program), Role::Accepted);
+    record_connection(
+        plan,
+        conn,
+        fresh.as_decided(applied, program),
+        Role::Accepted,
+    );
 }
 
 /// Applies the options (if `applies`) to a connection itself.
@@ -307,7 +317,12 @@ fn configure_connection(plan: &Plan, conn: c_int, fresh: FdState, program: OptSe
     } else {
         OptSet::EMPTY
     };
-    record_connection(plan, conn, fresh.as_decided(applied, program), Role::Accepted);
+    record_connection(
+        plan,
+        conn,
+        fresh.as_decided(applied, program),
+        Role::Accepted,
+    );
 }
 
 /// Stores a connection's state and writes its one line.
@@ -627,8 +642,7 @@ fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptS
                     // ...or, where force mode put ours back, it was kept.
                     Mode::Force => fd_table::program_value(fd, opt).or_else(|| {
                         let (level, name) = opt.sockopt();
-                        sys::get_int_option(fd, level, name)
-                            .filter(|_| !applied.contains(opt))
+                        sys::get_int_option(fd, level, name).filter(|_| !applied.contains(opt))
                     }),
                 };
                 b.put(b" ");

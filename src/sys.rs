@@ -684,7 +684,8 @@ pub fn write_quietly(fd: c_int, bytes: &[u8], is_pipe: bool) {
 /// PIPE_BUF bytes are all-or-nothing, so a write that fits never blocks).
 fn pipe_has_room(fd: c_int, len: usize) -> bool {
     // SAFETY: F_GETPIPE_SZ takes no argument.
-    let size = unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETPIPE_SZ as c_long) };
+    let size =
+        unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETPIPE_SZ as c_long) };
     let mut queued: c_int = 0;
     // SAFETY: FIONREAD writes one int to the live `queued`.
     let rc = unsafe {

@@ -28,7 +28,7 @@ deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] 
 SOURCES
   local opts=(-o "Dir::State=$apt/state" -o "Dir::Cache=$apt/cache"
     -o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Languages=none)
   echo "== fetching C runtimes: ${missing[*]}"
   apt-get "${opts[@]}" update -qq </dev/null
   for name in "${missing[@]}"; do
