@@ -474,8 +474,9 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
         }
         Mode::Respect => {
             let ours = state.applied().without(state.program_set());
-            if first && ours.contains(opt) && !before.log_pending() {
-                // The socket's line already claimed this option as ours.
+            if first && ours.contains(opt) && !before.log_pending() && theirs != plan.value(opt) {
+                // The socket's line already claimed this option as ours,
+                // with another value.
                 log::line(Level::Info, |b| {
                     put_fd(b, fd);
                     b.put(b" the program set ");

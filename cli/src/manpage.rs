@@ -70,7 +70,8 @@ pub fn variables_page() -> String {
         page.control("TP", [] as [&str; 0]).text([bold(s.var)]);
         let mut body = vec![roman(plain(s.help))];
         if !s.aliases.is_empty() {
-            body.push(roman(format!(" Also read from: {}.", s.aliases.join(", "))));
+            let names: Vec<&str> = s.aliases.iter().map(|a| a.name).collect();
+            body.push(roman(format!(" Also read from: {}.", names.join(", "))));
         }
         page.text(body);
         page.control("br", [] as [&str; 0]).text([
