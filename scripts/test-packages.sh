@@ -4,7 +4,8 @@
 #   - every packaged library: the static ELF checks of tests/library_binary.rs;
 #   - the amd64 .deb in a clean Debian root (mmdebstrap, minbase; cached):
 #     dpkg -i, `man keepalive-shim`, `keepalive-shim run -- python3 client.py`
-#     with the options read back, then `dpkg -r` leaves no file behind;
+#     with the options read back, the same through /etc/ld.so.preload and
+#     /etc/keepalive-shim.conf, then `dpkg -r` leaves no file behind;
 #   - the x86_64 wheel in a fresh virtualenv, used the same way; both wheels'
 #     tags accepted by pip for glibc (manylinux2014) and musl (musllinux);
 #   - the x86_64 tarball unpacked under a prefix, used the same way;
@@ -103,6 +104,14 @@ in_root man -P cat 7 keepalive-shim 2>/dev/null | grep -q "KEEPALIVE_SHIM_IDLE" 
 echo "ok: man keepalive-shim, man 7 keepalive-shim"
 out=$(in_root keepalive-shim run "${FLAGS[@]}" -- python3 /tmp/client.py)
 check_options ".deb in Debian bookworm (chroot)" "$out"
+# Host-wide, as the README describes it: /etc/ld.so.preload names the
+# library in the multiarch directory, /etc/keepalive-shim.conf sets it.
+echo /usr/lib/x86_64-linux-gnu/libkeepalive_shim.so >"$ROOT/etc/ld.so.preload"
+printf 'KEEPALIVE_SHIM_IDLE=7\nKEEPALIVE_SHIM_INTERVAL=3\nKEEPALIVE_SHIM_COUNT=4\nKEEPALIVE_SHIM_USER_TIMEOUT=auto\n' \
+  >"$ROOT/etc/keepalive-shim.conf"
+out=$(in_root python3 /tmp/client.py)
+rm "$ROOT/etc/ld.so.preload" "$ROOT/etc/keepalive-shim.conf"
+check_options ".deb via /etc/ld.so.preload and /etc/keepalive-shim.conf (chroot)" "$out"
 in_root dpkg -r keepalive-shim >/dev/null
 files_in_root >"$WORK/after"
 diff -u "$WORK/before" "$WORK/after" || fail "dpkg -r left files behind (above)"
