@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import LIB, ROOT, clean_env, require, run
 
 CACHE = pathlib.Path(os.environ.get("KEEPALIVE_SHIM_CACHE",
@@ -57,7 +56,10 @@ class Runtime:
 def runtimes():
     rt = RUNTIMES
     q = ["qemu-aarch64-static"]
-    z = lambda target, *extra: ["zig", target, *extra]  # noqa: E731
+
+    def z(target, *extra):
+        return ["zig", target, *extra]
+
     return [
         Runtime("glibc-host-x86_64", "x86_64", ["gcc"]),
         Runtime("musl-x86_64", "x86_64", ["musl-gcc"]),
