@@ -11,7 +11,8 @@
 #   - the x86_64 tarball unpacked under a prefix, used the same way;
 #   - the aarch64 tarball's command and library under qemu-user (Debian's
 #     arm64 glibc): `run` wrapping a C client that reads its options back;
-#     the arm64 .deb's file list, architecture and ELF machine.
+#     the arm64 .deb's file list, architecture and ELF machine, and its
+#     files unpacked and used the same way under qemu-user.
 # The arm64 .deb is not installed: a Debian arm64 root needs binfmt_misc
 # for its maintainer scripts, which this test does not register host-wide.
 set -euo pipefail
@@ -176,4 +177,11 @@ for f in usr/bin/keepalive-shim usr/lib/aarch64-linux-gnu/libkeepalive_shim.so \
   [[ $f == *.gz ]] || readelf -h "$WORK/deb-arm64/$f" | grep -q AArch64 || fail "/$f is not aarch64"
 done
 echo "ok: arm64 .deb contents"
+# Its command finds its library in ../lib/aarch64-linux-gnu/ (unpacked, not
+# installed: see above), and the library works, under qemu-user.
+out=$(env -i PATH=/usr/bin:/bin qemu-aarch64-static "$WORK/deb-arm64/usr/bin/keepalive-shim" run "${FLAGS[@]}" -- \
+  qemu-aarch64-static "$rt/lib/ld-linux-aarch64.so.1" --library-path "$rt/lib/aarch64-linux-gnu" "$client")
+grep -qx "accept SO_KEEPALIVE=1 TCP_KEEPIDLE=7 TCP_KEEPINTVL=3 TCP_KEEPCNT=4 TCP_USER_TIMEOUT=19000" <<<"$out" ||
+  fail "arm64 .deb's files under qemu: $out"
+echo "ok: arm64 .deb's command and library under qemu-user"
 echo "== package tests passed in $((SECONDS - started)) s"
