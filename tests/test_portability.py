@@ -1,5 +1,5 @@
 """The one library build per architecture, loaded by each C runtime it must
-serve: this machine's glibc, musl (a client built with Debian's musl-gcc),
+serve: this machine's glibc, musl (a client compiled with Debian's musl-gcc),
 bullseye's glibc 2.31 through its own ld.so, and on aarch64, under
 qemu-user, Debian's arm64 glibc 2.36 and 2.31 and musl. In each: a plain
 run, chaining to a second preload library, the config file, the program
@@ -84,7 +84,7 @@ RUNTIME_LIST = runtimes()
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def compiled(tmp_path_factory):
     """Per runtime: (client, next-library), compiled once."""
     out = tmp_path_factory.mktemp("portable")
     cache = {}
@@ -119,8 +119,8 @@ def built(tmp_path_factory):
     return build
 
 
-def start(runtime, built, env, extra_preload=False):
-    client, nxt = built(runtime)
+def start(runtime, compiled, env, extra_preload=False):
+    client, nxt = compiled(runtime)
     env = dict(env)
     env["LD_PRELOAD"] = f"{runtime.library}:{nxt}" if extra_preload else str(runtime.library)
     cmd = [str(p) for p in runtime.loader] + [str(client)]
@@ -151,9 +151,9 @@ LOADED = [r for r in RUNTIME_LIST if r.loader]
 
 
 @pytest.mark.parametrize("runtime", LOADED, ids=[r.name for r in LOADED])
-def test_the_loader_is_the_runtime_named(runtime, built):
+def test_the_loader_is_the_runtime_named(runtime, compiled):
     """The foreign runtime's own loader runs the client, not this machine's."""
-    built(runtime)
+    compiled(runtime)
     loader = [str(p) for p in runtime.loader]
     if runtime.version:  # glibc's libc.so.6 run as a program: "... release version 2.31."
         out = run(loader + [f"{loader[-1]}/libc.so.6"], clean_env())
@@ -165,8 +165,8 @@ def test_the_loader_is_the_runtime_named(runtime, built):
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_LIST, ids=ids)
-def test_plain_run_with_listen_and_accept(runtime, built):
-    result = start(runtime, built, shim_settings())
+def test_plain_run_with_listen_and_accept(runtime, compiled):
+    result = start(runtime, compiled, shim_settings())
     assert sockets(result) == {"connect": SHIM, "listen": SHIM, "accept": SHIM}
     log = result.stderr
     assert "keepalive-shim[" in log and "peer=127.0.0.1:" in log, log
@@ -174,22 +174,22 @@ def test_plain_run_with_listen_and_accept(runtime, built):
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_LIST, ids=ids)
-def test_chains_to_a_second_preload_library(runtime, built):
-    result = start(runtime, built, shim_settings(), extra_preload=True)
+def test_chains_to_a_second_preload_library(runtime, compiled):
+    result = start(runtime, compiled, shim_settings(), extra_preload=True)
     assert sockets(result)["connect"] == SHIM
     # The shim's socket() called the next library's socket(), not the kernel.
     assert result.stderr.count("next-socket called") == 2, result.stderr
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_LIST, ids=ids)
-def test_config_file_and_log_file(runtime, built, tmp_path):
+def test_config_file_and_log_file(runtime, compiled, tmp_path):
     log = tmp_path / "shim.log"
     conf = tmp_path / "keepalive-shim.conf"
     conf.write_text("# from the file\nKEEPALIVE_SHIM_IDLE=11\nKEEPALIVE_SHIM_INTERVAL=5\n"
                     f"KEEPALIVE_SHIM_COUNT=2\nKEEPALIVE_SHIM_LOG=info\nKEEPALIVE_SHIM_LOG_FILE={log}\n")
     env = clean_env()
     env["KEEPALIVE_SHIM_CONFIG"] = str(conf)
-    result = start(runtime, built, env)
+    result = start(runtime, compiled, env)
     assert sockets(result) == {"connect": FROM_FILE, "listen": FROM_FILE, "accept": FROM_FILE}
     text = log.read_text()
     assert "peer=127.0.0.1:" in text and "TCP_KEEPIDLE=11" in text, text
@@ -197,11 +197,11 @@ def test_config_file_and_log_file(runtime, built, tmp_path):
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_LIST, ids=ids)
-def test_program_filter(runtime, built):
+def test_program_filter(runtime, compiled):
     """The name comes from program_invocation_name (argv[0]) or the
     executable; under an explicit loader the executable is ld.so or qemu."""
-    chosen = start(runtime, built, shim_settings(KEEPALIVE_SHIM_PROGRAMS="python3,portable_client"))
+    chosen = start(runtime, compiled, shim_settings(KEEPALIVE_SHIM_PROGRAMS="python3,portable_client"))
     assert sockets(chosen)["connect"] == SHIM
-    other = start(runtime, built, shim_settings(KEEPALIVE_SHIM_PROGRAMS="python3,java"))
+    other = start(runtime, compiled, shim_settings(KEEPALIVE_SHIM_PROGRAMS="python3,java"))
     assert sockets(other) == {"connect": KERNEL, "listen": KERNEL, "accept": KERNEL}
     assert "keepalive-shim[" not in other.stderr, other.stderr
