@@ -34,6 +34,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod deepbind;
 mod fd_table;
 pub mod hooks;
 mod load;
@@ -54,6 +55,7 @@ mod sys;
 /// any constructor runs.
 extern "C" fn on_load() {
     sys::resolve_real_functions();
+    deepbind::resolve_dlopen();
     let env = sys::Environment::initial();
     load::load(env, sys::arg0_name(), sys::secure_execution());
 }
@@ -61,6 +63,16 @@ extern "C" fn on_load() {
 #[used]
 #[link_section = ".init_array"]
 static LOAD: extern "C" fn() = on_load;
+
+/// At exit: a `RTLD_DEEPBIND` load whose libraries no hooked call came
+/// after is still reported.
+extern "C" fn on_exit() {
+    deepbind::check_pending();
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static EXIT: extern "C" fn() = on_exit;
 
 /// Never reached: the library contains no panicking code, and the release
 /// build is checked to contain no reference to this handler. Should that

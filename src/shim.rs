@@ -37,6 +37,7 @@ use core::ffi::c_int;
 
 use keepalive_shim_config::{Level, Mode, Sink, SockAddr, UserTimeout};
 
+use crate::deepbind;
 use crate::fd_table::{self, FdState};
 use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
@@ -52,6 +53,7 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
 /// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if fd < 0 {
         return;
     }
@@ -96,6 +98,12 @@ fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
     if state.seen() {
         return state.tcp().then_some(state);
     }
+    // Another number for a socket the shim knows (dup(), F_DUPFD, inetd's
+    // fds 0-2): the same socket, so the same state.
+    if let Some(twin) = fd_table::twin(fd, state) {
+        fd_table::store(fd, twin);
+        return twin.tcp().then_some(twin);
+    }
     let _errno = ErrnoGuard::save();
     if !socket_is_tcp(fd) {
         fd_table::store(fd, state.as_not_tcp());
@@ -122,6 +130,7 @@ pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
         dest: None,
     };
     let Some(plan) = plan::get() else { return none };
+    deepbind::check_pending();
     let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return none;
     };
@@ -342,19 +351,16 @@ fn record_connection(plan: &Plan, conn: c_int, state: FdState, role: fn(Option<S
 pub fn inherited(fds: core::ops::Range<c_int>) {
     let Some(plan) = plan::get() else { return };
     let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
-    // inetd hands one connection over as fds 0, 1 and 2: configure and log
-    // it once.
-    let mut done = [0u32; 4];
     for fd in fds {
         // One fstat() per descriptor: most are terminals, pipes or files.
         let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
             continue;
         };
-        if done.contains(&state.inode()) {
+        if state.is_decided() {
+            // inetd hands one connection over as fds 0, 1 and 2: the first
+            // number was configured and logged, the others share its state
+            // (see `tcp_state`).
             continue;
-        }
-        if let Some(free) = done.iter_mut().find(|i| **i == 0) {
-            *free = state.inode();
         }
         if sys::is_listening(fd) {
             if plan.has_filters() {
@@ -409,6 +415,7 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
 /// shim did not see), else at debug level as one that never connected.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if log::enabled(Level::Info) {
         if let Some(state) = fd_table::current(fd) {
             if state.tcp() && state.log_pending() {
@@ -433,7 +440,10 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
-    let Some(state) = fd_table::current(fd) else {
+    // A socket no hook has seen yet (another number for a known one, or
+    // one made by a raw syscall) is classified first, so that the option is
+    // recorded on the state the other hooks will read.
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return;
     };
     let Some(before) = fd_table::mark_program_set(fd, opt) else {
