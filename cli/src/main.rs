@@ -3,6 +3,7 @@
 //! table in `keepalive-shim-config`, the same code the library parses with.
 
 mod check;
+mod manpage;
 mod run;
 
 use std::process::ExitCode;
@@ -99,6 +100,12 @@ fn cli() -> Command {
                 )
                 .after_help(variables_help()),
         )
+        .subcommand(
+            Command::new("manpages")
+                .about("Write the manual pages into DIR (for packagers)")
+                .hide(true)
+                .arg(Arg::new("dir").value_name("DIR").required(true)),
+        )
 }
 
 fn main() -> ExitCode {
@@ -113,6 +120,19 @@ fn main() -> ExitCode {
     match matches.subcommand() {
         Some(("run", m)) => run::run(m),
         Some(("check", m)) => check::check(m),
+        Some(("manpages", m)) => {
+            let dir = m.get_one::<String>("dir").map_or("man", String::as_str);
+            match manpage::write_all(cli(), std::path::Path::new(dir)) {
+                Ok(names) => {
+                    println!("{}", names.join("\n"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keepalive-shim manpages: {dir}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => ExitCode::from(2),
     }
 }
