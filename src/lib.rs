@@ -54,7 +54,7 @@ mod sys;
 /// `program_invocation_name` globals instead, which both libcs set before
 /// any constructor runs.
 extern "C" fn on_load() {
-    sys::resolve_real_functions();
+    hooks::resolve_real_functions();
     deepbind::resolve_dlopen();
     let env = sys::Environment::initial();
     load::load(env, sys::arg0_name(), sys::secure_execution());
