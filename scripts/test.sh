@@ -12,12 +12,22 @@ install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6
   nodejs openjdk-17-jdk-headless valgrind postgresql-client util-linux \
   "${BUILD_APT_PACKAGES[@]}" golang-go
 install_pip_packages pytest requests
+# Portability and packages: musl-gcc, qemu-user, a Debian root for the .deb.
+install_apt_packages musl-tools qemu-user-static mmdebstrap python3-venv zstd
+. scripts/lib/runtimes.sh
 
 echo "== build"
-cargo build --release --workspace --locked
+scripts/build.sh
 
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== packages (dist/, both architectures)"
+scripts/package.sh
+fetch_runtimes "${KEEPALIVE_SHIM_CACHE:-$HOME/.cache/keepalive-shim}/runtimes"
+
 echo "== integration tests (pytest)"
 python3 -m pytest -ra tests/ "$@"
+
+echo "== package tests"
+scripts/test-packages.sh

@@ -37,6 +37,7 @@ use core::ffi::c_int;
 
 use keepalive_shim_config::{Level, Mode, Sink, SockAddr, UserTimeout};
 
+use crate::deepbind;
 use crate::fd_table::{self, FdState};
 use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
@@ -52,6 +53,7 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
 /// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if fd < 0 {
         return;
     }
@@ -96,6 +98,12 @@ fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
     if state.seen() {
         return state.tcp().then_some(state);
     }
+    // Another number for a socket the shim knows (dup(), F_DUPFD, inetd's
+    // fds 0-2): the same socket, so the same state.
+    if let Some(twin) = fd_table::twin(fd, state) {
+        fd_table::store(fd, twin);
+        return twin.tcp().then_some(twin);
+    }
     let _errno = ErrnoGuard::save();
     if !socket_is_tcp(fd) {
         fd_table::store(fd, state.as_not_tcp());
@@ -122,6 +130,7 @@ pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
         dest: None,
     };
     let Some(plan) = plan::get() else { return none };
+    deepbind::check_pending();
     let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return none;
     };
@@ -271,6 +280,11 @@ pub fn accepted(listener: c_int, conn: c_int) {
     let Some(state) = tcp_state(listener, before) else {
         return;
     };
+    if !plan.has_filters() && state.is_decided() && !state.is_late() && !plan.tracks_connections() {
+        // The connection inherited the listener's options, and nothing
+        // (force mode, auto, a log line) will need its state: no syscall.
+        return fd_table::forget(conn);
+    }
     let Some(fresh) = fd_table::current(conn) else {
         return;
     };
@@ -342,19 +356,16 @@ fn record_connection(plan: &Plan, conn: c_int, state: FdState, role: fn(Option<S
 pub fn inherited(fds: core::ops::Range<c_int>) {
     let Some(plan) = plan::get() else { return };
     let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
-    // inetd hands one connection over as fds 0, 1 and 2: configure and log
-    // it once.
-    let mut done = [0u32; 4];
     for fd in fds {
         // One fstat() per descriptor: most are terminals, pipes or files.
         let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
             continue;
         };
-        if done.contains(&state.inode()) {
+        if state.is_decided() {
+            // inetd hands one connection over as fds 0, 1 and 2: the first
+            // number was configured and logged, the others share its state
+            // (see `tcp_state`).
             continue;
-        }
-        if let Some(free) = done.iter_mut().find(|i| **i == 0) {
-            *free = state.inode();
         }
         if sys::is_listening(fd) {
             if plan.has_filters() {
@@ -409,6 +420,7 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
 /// shim did not see), else at debug level as one that never connected.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if log::enabled(Level::Info) {
         if let Some(state) = fd_table::current(fd) {
             if state.tcp() && state.log_pending() {
@@ -433,7 +445,10 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
-    let Some(state) = fd_table::current(fd) else {
+    // A socket no hook has seen yet (another number for a known one, or
+    // one made by a raw syscall) is classified first, so that the option is
+    // recorded on the state the other hooks will read.
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return;
     };
     let Some(before) = fd_table::mark_program_set(fd, opt) else {
@@ -474,8 +489,9 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
         }
         Mode::Respect => {
             let ours = state.applied().without(state.program_set());
-            if first && ours.contains(opt) && !before.log_pending() {
-                // The socket's line already claimed this option as ours.
+            if first && ours.contains(opt) && !before.log_pending() && theirs != plan.value(opt) {
+                // The socket's line already claimed this option as ours,
+                // with another value.
                 log::line(Level::Info, |b| {
                     put_fd(b, fd);
                     b.put(b" the program set ");
@@ -489,7 +505,7 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
                 && plan.auto_user_timeout
                 && ours.contains(Opt::UserTimeout)
             {
-                refresh_auto_user_timeout(fd);
+                refresh_auto_user_timeout(plan, fd);
             }
         }
     }
@@ -497,8 +513,8 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
 
 /// Sets `TCP_USER_TIMEOUT` again from the socket's effective values, after
 /// the program changed one of them.
-fn refresh_auto_user_timeout(fd: c_int) {
-    let Some(ms) = auto_user_timeout(fd) else {
+fn refresh_auto_user_timeout(plan: &Plan, fd: c_int) {
+    let Some(ms) = auto_user_timeout(plan, fd, OptSet::EMPTY) else {
         return;
     };
     let (level, name) = Opt::UserTimeout.sockopt();
@@ -514,11 +530,18 @@ fn refresh_auto_user_timeout(fd: c_int) {
     }
 }
 
-/// `auto`: (idle + interval x count) s in ms, from what the socket has now.
-fn auto_user_timeout(fd: c_int) -> Option<c_int> {
+/// `auto`: (idle + interval x count) s in ms, from what the socket has now:
+/// the shim's value where it just set one (`applied`), else the socket's.
+fn auto_user_timeout(plan: &Plan, fd: c_int, applied: OptSet) -> Option<c_int> {
     let get = |opt: Opt| {
-        let (level, name) = opt.sockopt();
-        sys::get_int_option(fd, level, name).and_then(|v| u32::try_from(v).ok())
+        let value = match plan.value(opt) {
+            Some(v) if applied.contains(opt) => Some(v),
+            _ => {
+                let (level, name) = opt.sockopt();
+                sys::get_int_option(fd, level, name)
+            }
+        };
+        value.and_then(|v| u32::try_from(v).ok())
     };
     let ms = UserTimeout::auto_ms(get(Opt::Idle)?, get(Opt::Interval)?, get(Opt::Count)?);
     c_int::try_from(ms).ok()
@@ -551,7 +574,7 @@ fn apply(plan: &Plan, fd: c_int, skip: OptSet, program: OptSet) -> OptSet {
         }
     }
     if plan.auto_user_timeout && !program.contains(Opt::UserTimeout) {
-        if let Some(ms) = auto_user_timeout(fd) {
+        if let Some(ms) = auto_user_timeout(plan, fd, applied) {
             if set(fd, Opt::UserTimeout, ms) {
                 applied = applied.with(Opt::UserTimeout);
             }

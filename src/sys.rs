@@ -1,32 +1,37 @@
 //! Every FFI call of the library lives here, with its `// SAFETY:` reason.
 //!
 //! The real libc functions that the hooks wrap are resolved once at load
-//! with `dlsym(RTLD_NEXT, ...)` into one table of atomics. If a hook runs
-//! before that (another library's constructor calling `socket()`), or the
-//! lookup failed, the call goes straight to the kernel with `syscall()`,
-//! which is what those libc functions do anyway.
+//! with `dlsym(RTLD_NEXT, ...)` into one table of atomics ([`real_functions`],
+//! invoked in `crate::hooks`). If a hook runs before that (another library's
+//! constructor calling `socket()`), or the lookup failed, the call goes
+//! straight to the kernel with `syscall()`, which is what those libc
+//! functions do anyway.
 //!
-//! The library's own calls to `setsockopt` go through the real function, not
-//! the exported symbol, or they would land in our own hook.
+//! The library's own socket calls (options, addresses, its log writes) are
+//! raw syscalls, never the exported symbols, which would land in its own
+//! hooks.
 
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 use keepalive_shim_config::{Ip, SockAddr};
 use libc::{sockaddr, socklen_t};
 
-// `dlsym`, bound to its oldest version (GLIBC_2.2.5) instead of the
-// GLIBC_2.34 default, and as a *weak* reference, read through a hidden data
+// `dlsym` as a *weak, unversioned* reference, read through a hidden data
 // word so that an unresolved symbol is a null value rather than a call to
-// address 0. Since glibc 2.34 libc.so.6 provides it; before, it lives in
+// address 0. glibc >= 2.34 and musl have it in libc; older glibc in
 // libdl.so.2, which many programs do not load: there the word is null and
 // the hooks make the raw syscalls instead of calling the next library's
-// function. Either way the library needs nothing newer than GLIBC_2.16 and
-// no second library (loading libdl.so.2 in every process would cost more
-// start-up time than everything else the library does).
+// function (loading libdl.so.2 in every process would cost more start-up
+// time than everything else the library does).
+//
+// Unversioned, because glibc before 2.30 refuses to load a library whose
+// weak reference names a version the named file does not define (as
+// `dlsym@GLIBC_2.2.5` in libc.so.6 before 2.34). The reference stays
+// unversioned only if the link sees no versioned `dlsym` in libc.so.6: the
+// release build links against glibc 2.17's stubs (`scripts/build.sh`), and
+// `tests/library_binary.rs` checks the result.
 core::arch::global_asm!(
     ".weak dlsym",
-    ".symver dlsym, dlsym@GLIBC_2.2.5",
     ".pushsection .data.rel.ro.keepalive_shim_dlsym, \"aw\"",
     ".p2align 3",
     ".globl keepalive_shim_dlsym",
@@ -52,7 +57,7 @@ extern "C" {
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
 
 /// `dlsym(RTLD_NEXT, name)`, or null where `dlsym` is not available.
-fn next_symbol(name: &CStr) -> *mut c_void {
+pub fn next_symbol(name: &CStr) -> *mut c_void {
     // SAFETY: a word of read-only data, filled in by the dynamic linker.
     let address = unsafe { core::ptr::read_volatile(&raw const keepalive_shim_dlsym) };
     if address == 0 {
@@ -64,29 +69,28 @@ fn next_symbol(name: &CStr) -> *mut c_void {
     unsafe { dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
-/// Declares the table of real functions: a typed caller per function, with
-/// the raw syscall as fallback, and one place that resolves them all.
+/// Declares the table of real functions the hooks wrap (invoked once, in
+/// `crate::hooks`, next to the hooks): a typed caller per function, with
+/// the raw syscall as fallback, and `resolve_real_functions()`, which finds
+/// them all with `dlsym(RTLD_NEXT)`. `RTLD_NEXT` never finds the calling
+/// library's own symbols, so a hook never calls itself.
 macro_rules! real_functions {
-    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty = $sysno:expr, hook: $hook:path; )*) => {
-        struct RealFunctions { $( $name: AtomicPtr<c_void>, )* }
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty = $sysno:expr; )*) => {
+        struct RealFunctions { $( $name: core::sync::atomic::AtomicPtr<core::ffi::c_void>, )* }
 
         static REAL: RealFunctions = RealFunctions {
-            $( $name: AtomicPtr::new(core::ptr::null_mut()), )*
+            $( $name: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()), )*
         };
 
         /// Resolves every real function. Called once, from the constructor.
         pub fn resolve_real_functions() {
             $(
                 // A null result is handled by the syscall fallback.
-                let found = next_symbol(
+                let found = $crate::sys::next_symbol(
                     // SAFETY: the literal ends with its only NUL.
-                    unsafe { CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
+                    unsafe { core::ffi::CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
                 );
-                // Never store our own hook: calling it would recurse forever.
-                let ours = $hook as *const () as *mut c_void;
-                if found != ours {
-                    REAL.$name.store(found, Ordering::Release);
-                }
+                REAL.$name.store(found, core::sync::atomic::Ordering::Release);
             )*
         }
 
@@ -97,11 +101,11 @@ macro_rules! real_functions {
                 /// # Safety
                 /// The same contract as the libc function of this name.
                 pub unsafe fn $name($($arg: $ty),*) -> $ret {
-                    let f = REAL.$name.load(Ordering::Acquire);
+                    let f = REAL.$name.load(core::sync::atomic::Ordering::Acquire);
                     if f.is_null() {
                         // SAFETY: the caller upholds the syscall's contract;
                         // `syscall` sets errno and returns -1 on failure.
-                        return unsafe { libc::syscall($sysno, $($arg as c_long),*) } as $ret;
+                        return unsafe { libc::syscall($sysno, $($arg as core::ffi::c_long),*) } as $ret;
                     }
                     // SAFETY: `f` is what the dynamic linker bound to this
                     // libc name, whose C signature is the one given here.
@@ -113,31 +117,7 @@ macro_rules! real_functions {
         }
     };
 }
-
-real_functions! {
-    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int
-        = libc::SYS_socket, hook: crate::hooks::socket;
-    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int
-        = libc::SYS_connect, hook: crate::hooks::connect;
-    setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
-        = libc::SYS_setsockopt, hook: crate::hooks::setsockopt;
-    getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int
-        = libc::SYS_getsockopt, hook: crate::hooks::getsockopt;
-    listen(fd: c_int, backlog: c_int) -> c_int
-        = libc::SYS_listen, hook: crate::hooks::listen;
-    accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int
-        = libc::SYS_accept, hook: crate::hooks::accept;
-    accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
-        = libc::SYS_accept4, hook: crate::hooks::accept4;
-    close(fd: c_int) -> c_int
-        = libc::SYS_close, hook: crate::hooks::close;
-    sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, addr: *const sockaddr, len: socklen_t) -> libc::ssize_t
-        = libc::SYS_sendto, hook: crate::hooks::sendto;
-    sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> libc::ssize_t
-        = libc::SYS_sendmsg, hook: crate::hooks::sendmsg;
-    sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, count: core::ffi::c_uint, flags: c_int) -> c_int
-        = libc::SYS_sendmmsg, hook: crate::hooks::sendmmsg;
-}
+pub(crate) use real_functions;
 
 /// Which end of a connection [`socket_address`] asks for.
 #[derive(Clone, Copy)]
@@ -178,8 +158,15 @@ pub fn read_file<'b>(
 ) -> Result<&'b [u8], c_int> {
     let fd = with_c_path(path, path_buf, |path| {
         // SAFETY: `path` is NUL-terminated. O_NONBLOCK: opening a FIFO
-        // does not wait for a writer.
-        unsafe { libc::syscall(libc::SYS_open, path.as_ptr(), OPEN_READ as c_long) }
+        // does not wait for a writer. openat: aarch64 has no SYS_open.
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD as c_long,
+                path.as_ptr(),
+                OPEN_READ as c_long,
+            )
+        }
     })?;
     let fd = c_int::try_from(fd).map_err(|_| libc::EBADF)?;
     let result = match file_type(fd) {
@@ -275,9 +262,11 @@ pub fn nul_terminated<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
 /// The basename of `/proc/self/exe`, in `buf`.
 pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
     // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
+    // readlinkat: aarch64 has no SYS_readlink.
     let n = unsafe {
         libc::syscall(
-            libc::SYS_readlink,
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD as c_long,
             c"/proc/self/exe".as_ptr(),
             buf.as_mut_ptr(),
             buf.len(),
@@ -287,20 +276,24 @@ pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
     Some(basename(full))
 }
 
-/// The basename of `argv[0]`.
-///
-/// # Safety
-/// `argv` is null or the constructor's argument vector.
-pub unsafe fn arg0_name(argc: c_int, argv: *const *const c_char) -> Option<&'static [u8]> {
-    if argc < 1 || argv.is_null() {
-        return None;
-    }
-    // SAFETY: argc >= 1, so argv[0] exists.
-    let arg0 = unsafe { *argv };
+extern "C" {
+    /// The process's environment block. Both glibc and musl set it before
+    /// any constructor runs; until the program calls `setenv`, it is the
+    /// initial block on the stack.
+    static environ: *const *const c_char;
+    /// `argv[0]`, as glibc and musl keep it (a GNU extension both define).
+    static program_invocation_name: *const c_char;
+}
+
+/// The basename of `argv[0]`, from `program_invocation_name`.
+pub fn arg0_name() -> Option<&'static [u8]> {
+    // SAFETY: a word of libc's data, written before constructors run.
+    let arg0 = unsafe { core::ptr::read_volatile(&raw const program_invocation_name) };
     if arg0.is_null() {
         return None;
     }
-    // SAFETY: argv strings are NUL-terminated; only read during the constructor.
+    // SAFETY: argv strings are NUL-terminated and live for the process;
+    // only read during the constructor.
     Some(basename(unsafe { CStr::from_ptr(arg0) }.to_bytes()))
 }
 
@@ -308,12 +301,21 @@ fn basename(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
-/// Sets an `int` socket option with the real `setsockopt`.
+/// Sets an `int` socket option (raw syscall).
 /// `Err(errno)` on failure; errno itself is left for the caller to restore.
 pub fn set_int_option(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
     let len = core::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: `value` lives on the stack for the whole call and `len` is its size.
-    let rc = unsafe { real::setsockopt(fd, level, name, (&raw const value).cast(), len) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_setsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            &raw const value,
+            len as c_long,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -369,6 +371,12 @@ pub fn secure_execution() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
+/// An auxiliary vector entry (0 if absent).
+pub fn auxv(kind: libc::c_ulong) -> usize {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(kind) as usize }
+}
+
 pub fn getpid() -> c_int {
     // SAFETY: no preconditions.
     unsafe { libc::syscall(libc::SYS_getpid) as c_int }
@@ -377,9 +385,11 @@ pub fn getpid() -> c_int {
 /// Opens a NUL-terminated path for appending, close-on-exec.
 pub fn open_append(path: &CStr) -> Option<c_int> {
     // SAFETY: `path` is NUL-terminated; flags and mode are plain integers.
+    // openat: aarch64 has no SYS_open.
     let fd = unsafe {
         libc::syscall(
-            libc::SYS_open,
+            libc::SYS_openat,
+            libc::AT_FDCWD as c_long,
             path.as_ptr(),
             OPEN_APPEND as c_long,
             0o644 as c_long,
@@ -415,10 +425,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// # Safety
-    /// `envp` is null or a null-terminated array of NUL-terminated strings
-    /// that outlive the iterator (the constructor's `envp` does).
-    pub unsafe fn from_envp(envp: *const *const c_char) -> Environment {
+    /// The environment as the constructor finds it in `environ` (null is
+    /// treated as empty).
+    pub fn initial() -> Environment {
+        // SAFETY: a word of libc's data, written before constructors run. The
+        // array it points to is null-terminated, and its strings outlive
+        // the constructor, the only place the iterator is used.
+        let envp = unsafe { core::ptr::read_volatile(&raw const environ) };
         Environment { next: envp }
     }
 }
@@ -431,7 +444,7 @@ impl Iterator for Environment {
             if self.next.is_null() {
                 return None;
             }
-            // SAFETY: `next` points into the null-terminated array (contract of `from_envp`).
+            // SAFETY: `next` points into the null-terminated array (see `initial`).
             let entry = unsafe { *self.next };
             if entry.is_null() {
                 return None;
@@ -474,7 +487,7 @@ pub fn socket_inode(fd: c_int) -> Option<u32> {
 /// unmapped or unreadable source as an error (EFAULT) instead of a SIGSEGV.
 /// `false` if any byte could not be read, or if the call is not allowed
 /// here (a seccomp filter); the caller then treats the value as unknown.
-fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
+pub fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
     if src.is_null() {
         return false;
     }
@@ -732,6 +745,25 @@ pub fn kernel_defaults(out: &mut [c_int], opts: impl Iterator<Item = (c_int, c_i
     }
     close_own(fd);
     ok
+}
+
+/// A plain-data value of type `T` at `src`, read without ever faulting
+/// (see [`copy_from_program`]).
+///
+/// # Safety
+/// Every bit pattern of `size_of::<T>()` bytes must be a valid `T` (integers,
+/// raw pointers and `#[repr(C)]` structs of them).
+pub unsafe fn read_plain<T: Copy>(src: *const T) -> Option<T> {
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: a byte view of our own zeroed local, as long as a `T`.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), core::mem::size_of::<T>())
+    };
+    if !copy_from_program(bytes, src.cast()) {
+        return None;
+    }
+    // SAFETY: fully written, and any bit pattern is a valid `T` (contract).
+    Some(unsafe { value.assume_init() })
 }
 
 /// A destination address as the program passed it: the pointers are only

@@ -5,6 +5,7 @@
 mod attach;
 mod check;
 pub mod live;
+mod manpage;
 mod run;
 
 use std::process::ExitCode;
@@ -109,6 +110,12 @@ fn cli() -> Command {
         .subcommand(live::status_command())
         .subcommand(live::apply_command())
         .subcommand(attach::command())
+        .subcommand(
+            Command::new("manpages")
+                .about("Write the manual pages into DIR (for packagers)")
+                .hide(true)
+                .arg(Arg::new("dir").value_name("DIR").required(true)),
+        )
 }
 
 fn main() -> ExitCode {
@@ -126,6 +133,19 @@ fn main() -> ExitCode {
         Some(("status", m)) => live::status::status(m),
         Some(("apply", m)) => live::apply::apply(m),
         Some(("attach", m)) => attach::attach(m),
+        Some(("manpages", m)) => {
+            let dir = m.get_one::<String>("dir").map_or("man", String::as_str);
+            match manpage::write_all(cli(), std::path::Path::new(dir)) {
+                Ok(names) => {
+                    println!("{}", names.join("\n"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keepalive-shim manpages: {dir}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => ExitCode::from(2),
     }
 }
