@@ -47,12 +47,19 @@ fn compile(object: &Path) -> Result<(), String> {
     }
     let mut cmd = Command::new(&clang);
     // The BPF target has no multiarch include path of its own: asm/types.h
-    // lives under the host's triplet directory on Debian and Ubuntu.
+    // lives under a triplet directory on Debian and Ubuntu. Any will do (the
+    // BPF programs use only fixed-width types), so a cross build for
+    // another architecture uses the host's.
     if let Some(dir) = multiarch_include() {
         cmd.arg("-I").arg(dir);
     }
+    // BPF code runs in the target's kernel: its byte order, not the host's.
+    let bpf = match env::var("CARGO_CFG_TARGET_ENDIAN").as_deref() {
+        Ok("big") => "bpfeb",
+        _ => "bpfel",
+    };
     cmd.args([
-        "-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c", SOURCE, "-o",
+        "-O2", "-g", "-target", bpf, "-Wall", "-Werror", "-c", SOURCE, "-o",
     ])
     .arg(object);
     match cmd.output() {
@@ -66,13 +73,24 @@ fn compile(object: &Path) -> Result<(), String> {
 }
 
 fn multiarch_include() -> Option<PathBuf> {
-    let arch = env::var("CARGO_CFG_TARGET_ARCH").ok()?;
-    let env_ = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    let triplet = match arch.as_str() {
-        "x86_64" => "x86_64-linux-gnu".to_owned(),
-        "aarch64" => "aarch64-linux-gnu".to_owned(),
-        other => format!("{other}-linux-{env_}"),
+    let triplet = |var: &str| {
+        let t = env::var(var).ok()?;
+        let mut parts = t.split('-');
+        let arch = parts.next()?;
+        let env_ = parts.next_back()?;
+        Some(format!("{arch}-linux-{env_}").replace("-linux-musl", "-linux-gnu"))
     };
-    let dir = PathBuf::from("/usr/include").join(triplet);
-    dir.join("asm/types.h").exists().then_some(dir)
+    let candidates = [triplet("TARGET"), triplet("HOST")];
+    let named = candidates
+        .into_iter()
+        .flatten()
+        .map(|t| PathBuf::from("/usr/include").join(t));
+    let any = fs::read_dir("/usr/include")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    named
+        .chain(any)
+        .find(|dir| dir.join("asm/types.h").is_file())
 }
