@@ -250,6 +250,9 @@ def test_respect_and_force():
                 # Set after connect(): the user timeout follows, as in the library.
                 after = probe.connect("127.0.0.1", port, after=own_idle)["options"]
                 assert after == dict(SHIM, TCP_KEEPIDLE=60, TCP_USER_TIMEOUT=72000)
+                # ... but never a user timeout the program set itself.
+                own_ut = probe.connect("127.0.0.1", port, before={"TCP_USER_TIMEOUT": 1234}, after=own_idle)
+                assert own_ut["options"] == dict(SHIM, TCP_KEEPIDLE=60, TCP_USER_TIMEOUT=1234)
                 assert att.stop()[0] == 0
             with Attach("--cgroup", cg.rel, *FLAGS, "--mode", "force", "--log", "info") as att:
                 forced = probe.connect("127.0.0.1", port, before=dict(own_idle, TCP_USER_TIMEOUT=1234))
