@@ -430,10 +430,10 @@ def lab_clients(tmp_path_factory):
     return {"static": str(static), "go": str(go)}
 
 
-def firewall_forgets_under_attach(client: str, exe: str, attach: bool) -> S.Result:
+def firewall_forgets_under_attach(client: str, exe: str, attach: bool, family: int = 4) -> S.Result:
     """Scenario 1 (request, 8 s idle > the firewall's 5 s, request again on the
     same connection) with the client in a cgroup, with or without attach."""
-    res = S.Result("1 firewall forgets idle flow", client, "with attach" if attach else "without attach",
+    res = S.Result("1 firewall forgets idle flow", client, "with attach" if attach else "without attach", family,
                    reference="second request sent")
     run = S._Run(res)
     with Cgroup() as cg, S.Lab(ct_timeout=S.FW_TIMEOUT, label="attach-%s-%s" % (client, attach)) as lab:
@@ -444,9 +444,9 @@ def firewall_forgets_under_attach(client: str, exe: str, attach: bool) -> S.Resu
             cap = lab.capture()
             gap = str(int(S.IDLE_GAP))
             if client == "static":
-                argv = [exe, lab.addr("server", 4), str(lab.port), gap, "/", "/"]
+                argv = [exe, lab.addr("server", family), str(lab.port), gap, "/", "/"]
             else:
-                argv = [exe, lab.url(4), gap, "/", "/"]
+                argv = [exe, lab.url(family), gap, "/", "/"]
             # `ip netns exec` mounts its own /sys, so the test moves the
             # client in (ip, env and sh exec in turn: one pid), then lets it go.
             proc = lab.spawn(client, lab.ns_client, ["sh", "-c", 'read _ && exec "$@"', "sh"] + argv, stdin=True)
@@ -464,11 +464,14 @@ def firewall_forgets_under_attach(client: str, exe: str, attach: bool) -> S.Resu
 
 
 def test_static_and_go_clients_survive_the_firewall_under_attach(lab_clients):
-    runs = [(c, a) for c in ("static", "go") for a in (True, False)]
+    """Both clients, with and without attach, and the static one over IPv6
+    with attach (without, IPv6 hangs the same way: test_lab.py)."""
+    runs = [(c, a, 4) for c in ("static", "go") for a in (True, False)] + [("static", True, 6)]
     with ThreadPoolExecutor(len(runs)) as pool:
-        futures = {r: pool.submit(firewall_forgets_under_attach, r[0], lab_clients[r[0]], r[1]) for r in runs}
+        futures = {r: pool.submit(firewall_forgets_under_attach, r[0], lab_clients[r[0]], r[1], r[2])
+                   for r in runs}
         results = {r: f.result(timeout=150) for r, f in futures.items()}
-    for (_client, attach), res in results.items():
+    for (_client, attach, _family), res in results.items():
         detail = json.dumps(res.row(), indent=1)
         if attach:
             assert res.outcome == "ok", detail
