@@ -397,6 +397,18 @@ def test_requirements_fail_clearly():
     assert usage.returncode == 2 and "--cgroup" in usage.stderr, usage
 
 
+def test_kernel_without_bpf_fails_clearly(cc):
+    """bpf(2) failing with ENOSYS, as on a kernel without BPF: exit 1, the
+    reason and what it means, never a crash."""
+    require_attach()
+    without_bpf = cc("without_bpf")
+    with Cgroup() as cg:
+        r = subprocess.run([without_bpf, str(CLI), "attach", "--cgroup", cg.rel], capture_output=True, text=True,
+                           timeout=20)
+    assert r.returncode == 1, r
+    assert "cannot load the BPF programs" in r.stderr and "no bpf() system call" in r.stderr, r.stderr
+
+
 # --- in the network lab: static and Go clients ------------------------------
 
 LAB_FLAGS = ["--idle", str(S.IDLE), "--interval", str(S.INTERVAL), "--count", str(S.COUNT), "--log", "info"]

@@ -188,7 +188,7 @@ impl Attached {
 }
 
 /// An error and its sources, on one line (the kernel's errno is usually in
-/// the innermost one).
+/// the innermost one), and what the usual errnos mean here.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -196,7 +196,16 @@ fn chain(e: &dyn std::error::Error) -> String {
         let _ = write!(s, ": {inner}");
         source = inner.source();
     }
-    s
+    let hint = if s.contains("(os error 38)") {
+        " (this kernel has no bpf() system call: it was built without CONFIG_BPF_SYSCALL, \
+         or a seccomp filter hides it)"
+    } else if s.contains("(os error 1)") {
+        " (BPF is not permitted here: kernel lockdown, a seccomp filter, or a container \
+         without CAP_BPF and CAP_NET_ADMIN)"
+    } else {
+        ""
+    };
+    s + hint
 }
 
 const EV_ACTIVE: u32 = 1;
