@@ -300,6 +300,32 @@ def test_apply_filters_on_the_peer(servers, children):
     assert own_options(c2) == [dict(OURS, TCP_USER_TIMEOUT=0), KERNEL]
 
 
+def test_apply_ipv6_and_its_filters(children):
+    servers6 = []
+    for _ in range(2):
+        srv = socket.socket(socket.AF_INET6)
+        srv.bind(("::1", 0))
+        srv.listen()
+        servers6.append(srv)
+    try:
+        a, b = (srv.getsockname()[1] for srv in servers6)
+        c = children([sys.executable, HOLD, "::1", str(a), str(b)])
+        pa, pb = json.loads(c.line())["local_ports"]
+        r = cli("apply", c.pid, *FLAGS, "--exclude", f"[::1]:{b}")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        (la,) = [line for line in lines if f"[::1]:{pa} -> [::1]:{a}" in line]
+        (lb,) = [line for line in lines if f"[::1]:{pb} -> [::1]:{b}" in line]
+        assert "set SO_KEEPALIVE=1 (was 0)" in la
+        assert f"left alone: peer [::1]:{b} matches EXCLUDE entry [::1]:{b}" in lb
+        assert own_options(c) == [dict(OURS, TCP_USER_TIMEOUT=0), KERNEL]
+        doc = json.loads(cli("status", "--json", c.pid).stdout)
+        assert sorted(s["peer"] for s in doc["processes"][0]["sockets"]) == sorted([f"[::1]:{a}", f"[::1]:{b}"])
+    finally:
+        for srv in servers6:
+            srv.close()
+
+
 def test_apply_dry_run_changes_nothing(servers, children):
     c, (port,) = python_client(children, servers())
     r = cli("apply", c.pid, *FLAGS, "--user-timeout", "auto", "--dry-run")

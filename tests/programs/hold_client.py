@@ -54,7 +54,8 @@ def main():
     elif not args.ports:
         ap.error("HOST PORT... or --loop")
     for port in args.ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
         if args.idle is not None:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, args.idle)
         if args.user_timeout is not None:

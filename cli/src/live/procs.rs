@@ -194,3 +194,26 @@ impl Namespaces {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_call_errors_become_process_errors() {
+        let e = |errno: Errno| io::Error::from_raw_os_error(errno.raw_os_error());
+        assert_eq!(from_io(&e(Errno::SRCH), "x"), ProcessError::Exited);
+        assert_eq!(from_io(&e(Errno::NOENT), "x"), ProcessError::Exited);
+        assert_eq!(
+            from_io(&e(Errno::PERM), "pidfd_getfd"),
+            ProcessError::PermissionDenied("pidfd_getfd".into())
+        );
+        assert_eq!(
+            from_io(&e(Errno::ACCESS), "x"),
+            ProcessError::PermissionDenied("x".into())
+        );
+        assert!(
+            matches!(from_io(&e(Errno::NOMEM), "x"), ProcessError::Other(m) if m.starts_with("x: "))
+        );
+    }
+}
