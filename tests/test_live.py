@@ -184,6 +184,26 @@ def test_status_listener_and_accepted_roles(children):
     assert listener["local"] == f"127.0.0.1:{port}" and listener["peer"] is None
 
 
+def test_status_close_wait_says_the_peer_closed(children):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    try:
+        c = children([sys.executable, HOLD, "127.0.0.1", str(srv.getsockname()[1])])
+        (port,) = json.loads(c.line())["local_ports"]
+        conn, _ = srv.accept()
+        conn.close()  # our FIN; the client never reads, so it stays in CLOSE-WAIT
+        line = ""
+        for _ in range(50):  # the FIN crosses loopback at once; bounded anyway
+            line = line_for(cli("status", c.pid).stdout, port)
+            if "CLOSE-WAIT" in line:
+                break
+            select.select([], [], [], 0.1)
+        assert "CLOSE-WAIT" in line and "the peer has closed its end" in line, line
+    finally:
+        srv.close()
+
+
 def test_status_without_permission_says_so_and_fails(servers, children):
     require(shutil.which("setpriv") is not None, "setpriv (util-linux) is needed")
     c, _ = python_client(children, servers())

@@ -159,7 +159,11 @@ fn read_process(pid: i32, ns: &mut Namespaces, listing_all: bool) -> ProcessStat
                 }
             }
         };
-        let (verdict, detail) = verdict(&s, options.as_ref());
+        let (verdict, mut detail) = verdict(&s, options.as_ref());
+        if s.state == "CLOSE-WAIT" {
+            // Keepalive is beside the point there: the peer is gone on purpose.
+            detail += "; the peer has closed its end and this process has not (CLOSE-WAIT)";
+        }
         p.sockets.push(SocketStatus {
             fd: s.fd,
             state: s.state,
