@@ -228,11 +228,24 @@ def test_status_unknown_pid_fails(servers, children):
     assert f"pid {c.pid} (python3)" in r.stdout  # the other one is still shown
 
 
+def process_block(stdout, pid):
+    """The lines `status` prints for one process (its header and sockets)."""
+    out, inside = [], False
+    for line in stdout.splitlines():
+        if line.startswith("pid "):
+            inside = line.startswith(f"pid {pid} ")
+        if inside:
+            out.append(line)
+    return "\n".join(out)
+
+
 def test_status_all_lists_the_process(servers, children):
     c, (port,) = python_client(children, servers())
     r = cli("status", "--all")
-    assert f"pid {c.pid} (python3)" in r.stdout
-    assert "no keepalive" in line_for(r.stdout, port)
+    # Other namespaces on the host (other tests' labs) may reuse the port.
+    block = process_block(r.stdout, c.pid)
+    assert block.startswith(f"pid {c.pid} (python3)"), r.stdout
+    assert "no keepalive" in line_for(block, port)
 
 
 # --- apply --------------------------------------------------------------------
