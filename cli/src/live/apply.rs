@@ -227,6 +227,16 @@ pub fn apply_to_process(pid: i32, plan: &ApplyPlan, dry_run: bool) -> ProcessRep
     apply_with(pid, plan, dry_run, &mut Namespaces::default())
 }
 
+/// [`apply_to_process`] for several processes, in order, with one
+/// sock_diag dump per network namespace instead of one per process (for a
+/// cgroup or a service with many processes).
+pub fn apply_to_processes(pids: &[i32], plan: &ApplyPlan, dry_run: bool) -> Vec<ProcessReport> {
+    let mut ns = Namespaces::default();
+    pids.iter()
+        .map(|&pid| apply_with(pid, plan, dry_run, &mut ns))
+        .collect()
+}
+
 fn apply_with(pid: i32, plan: &ApplyPlan, dry_run: bool, ns: &mut Namespaces) -> ProcessReport {
     let mut report = ProcessReport {
         pid,

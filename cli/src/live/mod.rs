@@ -13,7 +13,9 @@
 //! Library entry point (also used by `attach` for the connections that
 //! already exist in its cgroup): build an [`ApplyPlan`] from the same flags
 //! ([`plan_args`] + [`ApplyPlan::from_matches`]) or from a [`Config`], then
-//! call [`apply_to_process`] once per PID and print each [`ProcessReport`].
+//! call [`apply_to_process`] once per PID (or [`apply_to_processes`] for
+//! many, sharing one sock_diag dump per network namespace) and print each
+//! [`ProcessReport`].
 
 pub mod apply;
 mod diag;
@@ -27,7 +29,7 @@ use std::net::SocketAddr;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use keepalive_shim_config::{resolve_env, setting, Config, Filters, Key, Mode, UserTimeout};
 
-pub use apply::apply_to_process;
+pub use apply::{apply_to_process, apply_to_processes};
 // The CLI's sink for config-crate text; the one place live/ names it.
 use crate::Text;
 
