@@ -16,7 +16,7 @@
 //! [`current`] compares it with `fstat()` before a hook trusts the slot: a
 //! slot whose inode is not the descriptor's is stale and starts afresh.
 
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::options::{Opt, OptSet};
 use crate::sys;
@@ -181,29 +181,33 @@ pub fn mark_program_set(fd: i32, opt: Opt) -> Option<FdState> {
 
 /// The values a program set itself in force mode, where the shim then put
 /// its own back, so that the debug line can show what the program wanted.
-/// Only force mode touches these pages.
-static PROGRAM_VALUES: [[AtomicI32; Opt::ALL.len()]; TRACKED_FDS] =
-    [const { [const { AtomicI32::new(UNKNOWN) }; Opt::ALL.len()] }; TRACKED_FDS];
-const UNKNOWN: i32 = i32::MIN;
+/// Only force mode touches these pages (zeroed .bss: 0 = not known; a
+/// value v, never negative once the kernel has it, is kept as v + 1).
+static PROGRAM_VALUES: [[AtomicU32; Opt::ALL.len()]; TRACKED_FDS] =
+    [const { [const { AtomicU32::new(0) }; Opt::ALL.len()] }; TRACKED_FDS];
+
+fn program_cell(fd: i32, opt: Opt) -> Option<&'static AtomicU32> {
+    usize::try_from(fd)
+        .ok()
+        .and_then(|i| PROGRAM_VALUES.get(i))
+        .and_then(|v| v.get(opt as usize))
+}
 
 /// Remembers the value the program set for `opt` (force mode).
 pub fn record_program_value(fd: i32, opt: Opt, value: Option<i32>) {
-    let cell = usize::try_from(fd)
-        .ok()
-        .and_then(|i| PROGRAM_VALUES.get(i))
-        .and_then(|v| v.get(opt as usize));
-    if let Some(cell) = cell {
-        cell.store(value.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    if let Some(cell) = program_cell(fd, opt) {
+        let kept = value
+            .and_then(|v| u32::try_from(v).ok())
+            .and_then(|v| v.checked_add(1))
+            .unwrap_or(0);
+        cell.store(kept, Ordering::Relaxed);
     }
 }
 
 /// The value [`record_program_value`] kept for `opt`, if any.
 pub fn program_value(fd: i32, opt: Opt) -> Option<i32> {
-    let cell = usize::try_from(fd)
-        .ok()
-        .and_then(|i| PROGRAM_VALUES.get(i))
-        .and_then(|v| v.get(opt as usize))?;
-    Some(cell.load(Ordering::Relaxed)).filter(|&v| v != UNKNOWN)
+    let kept = program_cell(fd, opt)?.load(Ordering::Relaxed);
+    kept.checked_sub(1).and_then(|v| i32::try_from(v).ok())
 }
 
 /// Clears the pending log line; true for exactly one caller per socket.

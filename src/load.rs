@@ -4,7 +4,10 @@
 
 use core::ffi::{c_char, c_int};
 
-use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, LineBuf, Sink};
+use keepalive_shim_config::{
+    file_verdict, resolve, Config, Diagnostic, EnvView, FileVerdict, FileView, LineBuf, ReadError,
+    Sink, MAX_CONFIG_FILE_BYTES,
+};
 
 use crate::log;
 use crate::once::ClaimOnce;
@@ -21,13 +24,13 @@ struct Scratch {
     /// The warnings' text, kept for the process's first TCP socket.
     warnings: LineBuf<2048>,
     /// The config file is read whole into this.
-    file: [u8; 16 * 1024],
+    file: [u8; MAX_CONFIG_FILE_BYTES],
 }
 static SCRATCH: ClaimOnce<Scratch> = ClaimOnce::new(Scratch {
     path: [0; 4096],
     log_path: [0; 4096],
     warnings: LineBuf::new(),
-    file: [0; 16 * 1024],
+    file: [0; MAX_CONFIG_FILE_BYTES],
 });
 /// At most this many diagnostics are kept for the warning text.
 const MAX_DIAGNOSTICS: usize = 16;
@@ -65,10 +68,20 @@ pub fn load(
         warnings,
         file: file_buf,
     } = scratch;
-    let (file, file_error) = match sys::read_file(path, path_buf, file_buf) {
-        Ok(contents) => (Some(FileView::parse(path, contents, &mut report)), None),
-        Err(libc::ENOENT) if !explicit => (None, None), // no /etc/keepalive-shim.conf: fine
-        Err(errno) => (None, Some(errno)),
+    // What the read means is config's policy, shared with `check`.
+    let read = sys::read_file(path, path_buf, file_buf).map_err(|errno| match errno {
+        libc::ENOENT => ReadError::NotFound,
+        libc::EFBIG => ReadError::TooLarge,
+        libc::EINVAL => ReadError::NotRegular, // read_file's answer for a non-regular file
+        errno => ReadError::Os(errno),
+    });
+    let file = match file_verdict(path, explicit, read) {
+        FileVerdict::Use(contents) => Some(FileView::parse(path, contents, &mut report)),
+        FileVerdict::Absent => None,
+        FileVerdict::Ignored(problem) => {
+            report(problem);
+            None
+        }
     };
     let config = resolve(&env, file.as_ref(), secure, &mut report);
     let log_file = config
@@ -76,20 +89,7 @@ pub fn load(
         .and_then(|p| sys::nul_terminated(p, log_path));
     log::init(config.log_level, log_file, outside.journal);
     // Most processes have nothing to say: the text is only built if they do.
-    if count > 0 || file_error.is_some() {
-        if let Some(errno) = file_error {
-            warnings.put(b"cannot read the config file ");
-            keepalive_shim_config::put_escaped(warnings, path, 256);
-            if errno == libc::EFBIG {
-                warnings.put(b" (over 16 KiB)");
-            } else if errno == libc::EINVAL {
-                warnings.put(b" (not a regular file)");
-            } else {
-                warnings.put(b": errno ");
-                log::put_int(warnings, errno);
-            }
-            warnings.put(b"; it is ignored\n");
-        }
+    if count > 0 {
         for d in diagnostics.iter().flatten() {
             d.write(&config, warnings);
             warnings.put(b"\n");
@@ -167,7 +167,7 @@ fn program_allowed(
     argv: *const *const c_char,
     exe_buf: &mut [u8],
 ) -> bool {
-    if config.programs.names().is_empty() {
+    if !config.programs.is_set() {
         return true;
     }
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);

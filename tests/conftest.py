@@ -9,7 +9,10 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-LIB = ROOT / "target" / "release" / "libkeepalive_shim.so"
+# KEEPALIVE_SHIM_TEST_LIB runs the tests against another build of the library
+# (say, an older commit's, to see which tests fail without a fix).
+LIB = pathlib.Path(os.environ.get("KEEPALIVE_SHIM_TEST_LIB")
+                   or ROOT / "target" / "release" / "libkeepalive_shim.so")
 CLI = ROOT / "target" / "release" / "keepalive-shim"
 IN_CI = os.environ.get("CI") == "true"
 
@@ -76,3 +79,27 @@ def cc(tmp_path_factory):
         return str(built[name])
 
     return build
+
+
+@pytest.fixture
+def accepting_listener():
+    """A loopback listener that accepts and closes every connection, so its
+    backlog never fills however many connections a test makes; its port."""
+    import socket
+    import threading
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(512)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return  # closed by the fixture
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield s.getsockname()[1]
+    s.shutdown(socket.SHUT_RDWR)
+    s.close()
