@@ -210,14 +210,22 @@ def test_status_without_permission_says_so_and_fails(servers, children):
     # The CLI must be reachable by an unprivileged user: copy it out of the tree.
     exe = "/tmp/keepalive-shim-status-test-%d" % os.getpid()
     shutil.copy(CLI, exe)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "status"]
     try:
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "status", str(c.pid)],
-                           capture_output=True, text=True, timeout=30, env=clean_env())
+        r = subprocess.run(nobody + [str(c.pid)], capture_output=True, text=True, timeout=30, env=clean_env())
+        j = subprocess.run(nobody + ["--json", str(c.pid)], capture_output=True, text=True, timeout=30,
+                           env=clean_env())
     finally:
         os.unlink(exe)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"pid {c.pid} (python3)" in r.stdout  # what is still visible
     assert "permission denied" in r.stdout
+    assert j.returncode == 1
+    doc = json.loads(j.stdout)
+    assert doc["ok"] is False
+    (p,) = doc["processes"]
+    assert (p["pid"], p["command"], p["library_loaded"], p["sockets"]) == (c.pid, "python3", None, [])
+    assert p["error"].startswith("permission denied")
 
 
 def test_status_unknown_pid_fails(servers, children):
