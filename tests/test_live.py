@@ -303,6 +303,27 @@ def test_apply_static_client(servers, children, tmp_path):
     assert "timer:(keepalive," in ss_timer(port)
 
 
+def test_apply_go_client(servers, children, tmp_path):
+    go = shutil.which("go")
+    require(go is not None, "go (golang-go) is needed for the Go client")
+    exe = tmp_path / "go_client"
+    env = dict(clean_env(), CGO_ENABLED="0", GO111MODULE="off", GOCACHE=str(tmp_path / "gocache"),
+               GOPATH=str(tmp_path / "gopath"), HOME=str(tmp_path))
+    subprocess.run([go, "build", "-o", str(exe), str(ROOT / "tests" / "programs" / "go_client.go")],
+                   check=True, timeout=300, env=env)
+    headers = subprocess.run(["readelf", "-lW", str(exe)], capture_output=True, text=True, check=True).stdout
+    assert "INTERP" not in headers  # static: Go makes its own system calls
+    (server_port,) = servers()
+    c = children([str(exe), str(server_port)])
+    port = int(c.line().split()[1])
+    assert c.ask() == "SO_KEEPALIVE=0 TCP_KEEPIDLE=7200 TCP_KEEPINTVL=75 TCP_KEEPCNT=9 TCP_USER_TIMEOUT=0"
+    r = cli("apply", c.pid, *FLAGS, "--user-timeout", "auto")
+    assert r.returncode == 0, r.stderr
+    assert "set SO_KEEPALIVE=1 (was 0)" in line_for(r.stdout, port)
+    assert c.ask() == "SO_KEEPALIVE=1 TCP_KEEPIDLE=17 TCP_KEEPINTVL=4 TCP_KEEPCNT=3 TCP_USER_TIMEOUT=29000"
+    assert "timer:(keepalive," in ss_timer(port)
+
+
 def test_apply_respect_keeps_the_programs_own_and_force_overrides(servers, children):
     c, (port,) = python_client(children, servers(), "--idle", "33")
     r = cli("apply", c.pid, *FLAGS, "--user-timeout", "auto")
