@@ -247,6 +247,17 @@ def process_block(stdout, pid):
     return "\n".join(out)
 
 
+def test_a_thread_id_is_refused_with_the_process_id(servers, children):
+    c = children([sys.executable, HOLD, "--thread", "127.0.0.1", str(servers()[0])])
+    tid = json.loads(c.line())["thread_id"]
+    assert tid != c.pid
+    for command in ("status", "apply"):
+        r = cli(command, tid)
+        assert r.returncode == 1
+        assert f"{tid} is a thread of process {c.pid}: give the process's PID" in r.stdout + r.stderr
+    assert own_options(c) == [KERNEL]
+
+
 def test_status_all_lists_the_process(servers, children):
     c, (port,) = python_client(children, servers())
     r = cli("status", "--all")
