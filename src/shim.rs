@@ -98,6 +98,12 @@ fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
     if state.seen() {
         return state.tcp().then_some(state);
     }
+    // Another number for a socket the shim knows (dup(), F_DUPFD, inetd's
+    // fds 0-2): the same socket, so the same state.
+    if let Some(twin) = fd_table::twin(fd, state) {
+        fd_table::store(fd, twin);
+        return twin.tcp().then_some(twin);
+    }
     let _errno = ErrnoGuard::save();
     if !socket_is_tcp(fd) {
         fd_table::store(fd, state.as_not_tcp());
@@ -345,25 +351,16 @@ fn record_connection(plan: &Plan, conn: c_int, state: FdState, role: fn(Option<S
 pub fn inherited(fds: core::ops::Range<c_int>) {
     let Some(plan) = plan::get() else { return };
     let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
-    // inetd hands one connection over as fds 0, 1 and 2: configure and log
-    // it once, and give the other numbers its state, so that an option the
-    // program sets through any of them is seen as set on that socket.
-    // (inode, the first descriptor that had it)
-    let mut done = [(0u32, 0 as c_int); 4];
     for fd in fds {
         // One fstat() per descriptor: most are terminals, pipes or files.
         let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
             continue;
         };
-        let same_socket = done.iter().find(|(i, _)| *i != 0 && *i == state.inode());
-        if let Some(&(_, first)) = same_socket {
-            if let Some(same) = fd_table::get(first).filter(|s| s.inode() == state.inode()) {
-                fd_table::store(fd, same);
-            }
+        if state.is_decided() {
+            // inetd hands one connection over as fds 0, 1 and 2: the first
+            // number was configured and logged, the others share its state
+            // (see `tcp_state`).
             continue;
-        }
-        if let Some(free) = done.iter_mut().find(|(i, _)| *i == 0) {
-            *free = (state.inode(), fd);
         }
         if sys::is_listening(fd) {
             if plan.has_filters() {
@@ -443,7 +440,10 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
-    let Some(state) = fd_table::current(fd) else {
+    // A socket no hook has seen yet (another number for a known one, or
+    // one made by a raw syscall) is classified first, so that the option is
+    // recorded on the state the other hooks will read.
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return;
     };
     let Some(before) = fd_table::mark_program_set(fd, opt) else {

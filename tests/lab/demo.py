@@ -24,11 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netlab  # noqa: E402
 import scenarios as S  # noqa: E402
 
+# The demo asks for the user timeout explicitly (it is opt-in: it can end a
+# live connection whose reader stops reading, see the README).
+AUTO = {"KEEPALIVE_SHIM_USER_TIMEOUT": "auto"}
 RUNS = [
     (S.firewall_forgets, dict(shim=False)),
-    (S.firewall_forgets, dict(shim=True)),
+    (S.firewall_forgets, dict(shim=True, shim_extra=AUTO)),
     (S.peer_vanishes_waiting, dict(shim=False)),
-    (S.peer_vanishes_waiting, dict(shim=True)),
+    (S.peer_vanishes_waiting, dict(shim=True, shim_extra=AUTO)),
 ]
 
 
