@@ -41,6 +41,14 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// The `libc` crate links libc.so.6 only while its `std` feature is off, and
+// Cargo turns that feature on for the whole build when another workspace
+// member's dependency asks for it (the command-line tool's netlink crates
+// do): then nothing would link libc.so.6 and `dlsym@GLIBC_2.2.5` would be
+// undefined. The library states its one dependency itself.
+#[link(name = "c")]
+extern "C" {}
+
 extern "C" {
     /// The address of `dlsym`, or 0 where the running glibc has none loaded.
     static keepalive_shim_dlsym: usize;
