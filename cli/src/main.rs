@@ -3,8 +3,8 @@
 //! table in `keepalive-shim-config`, the same code the library parses with.
 
 mod check;
-mod manpage;
 pub mod live;
+mod manpage;
 mod run;
 
 use std::process::ExitCode;
