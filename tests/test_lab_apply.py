@@ -66,7 +66,14 @@ def test_worker_without_apply_hangs(runs):
 def test_apply_rescues_the_running_worker(runs):
     res = get(runs, "with-apply")
     # apply found the pooled connection (in the lab's client namespace) and set it.
-    conn = [line for line in res.shim_lines if " -> 10.200." in line]
+    # status saw no keepalive on the pooled connection, apply set it, and
+    # status then showed the kernel's keepalive timer running.
+    before = [line for line in res.shim_lines if line.startswith("status before:") and " -> 10.200." in line]
+    after = [line for line in res.shim_lines if line.startswith("status after:") and " -> 10.200." in line]
+    assert len(before) == 1 and "no keepalive: if this peer vanishes" in before[0], res.shim_lines
+    assert len(after) == 1 and "timer:(keepalive," in after[0], res.shim_lines
+    assert "TCP_KEEPIDLE=%d TCP_KEEPINTVL=%d TCP_KEEPCNT=%d" % (S.IDLE, S.INTERVAL, S.COUNT) in after[0]
+    conn = [line for line in res.shim_lines if line.startswith("pid ") and " -> 10.200." in line]
     assert len(conn) == 1, res.shim_lines
     assert "set SO_KEEPALIVE=1 (was 0) TCP_KEEPIDLE=%d (was 7200) TCP_KEEPINTVL=%d (was 75) TCP_KEEPCNT=%d (was 9)" % (
         S.IDLE, S.INTERVAL, S.COUNT) in conn[0]

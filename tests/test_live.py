@@ -184,20 +184,48 @@ def test_status_listener_and_accepted_roles(children):
     assert listener["local"] == f"127.0.0.1:{port}" and listener["peer"] is None
 
 
+def test_status_close_wait_says_the_peer_closed(children):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    try:
+        c = children([sys.executable, HOLD, "127.0.0.1", str(srv.getsockname()[1])])
+        (port,) = json.loads(c.line())["local_ports"]
+        conn, _ = srv.accept()
+        conn.close()  # our FIN; the client never reads, so it stays in CLOSE-WAIT
+        line = ""
+        for _ in range(50):  # the FIN crosses loopback at once; bounded anyway
+            line = line_for(cli("status", c.pid).stdout, port)
+            if "CLOSE-WAIT" in line:
+                break
+            select.select([], [], [], 0.1)
+        assert "CLOSE-WAIT" in line and "the peer has closed its end" in line, line
+    finally:
+        srv.close()
+
+
 def test_status_without_permission_says_so_and_fails(servers, children):
     require(shutil.which("setpriv") is not None, "setpriv (util-linux) is needed")
     c, _ = python_client(children, servers())
     # The CLI must be reachable by an unprivileged user: copy it out of the tree.
     exe = "/tmp/keepalive-shim-status-test-%d" % os.getpid()
     shutil.copy(CLI, exe)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "status"]
     try:
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "status", str(c.pid)],
-                           capture_output=True, text=True, timeout=30, env=clean_env())
+        r = subprocess.run(nobody + [str(c.pid)], capture_output=True, text=True, timeout=30, env=clean_env())
+        j = subprocess.run(nobody + ["--json", str(c.pid)], capture_output=True, text=True, timeout=30,
+                           env=clean_env())
     finally:
         os.unlink(exe)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"pid {c.pid} (python3)" in r.stdout  # what is still visible
     assert "permission denied" in r.stdout
+    assert j.returncode == 1
+    doc = json.loads(j.stdout)
+    assert doc["ok"] is False
+    (p,) = doc["processes"]
+    assert (p["pid"], p["command"], p["library_loaded"], p["sockets"]) == (c.pid, "python3", None, [])
+    assert p["error"].startswith("permission denied")
 
 
 def test_status_unknown_pid_fails(servers, children):
@@ -208,11 +236,35 @@ def test_status_unknown_pid_fails(servers, children):
     assert f"pid {c.pid} (python3)" in r.stdout  # the other one is still shown
 
 
+def process_block(stdout, pid):
+    """The lines `status` prints for one process (its header and sockets)."""
+    out, inside = [], False
+    for line in stdout.splitlines():
+        if line.startswith("pid "):
+            inside = line.startswith(f"pid {pid} ")
+        if inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def test_a_thread_id_is_refused_with_the_process_id(servers, children):
+    c = children([sys.executable, HOLD, "--thread", "127.0.0.1", str(servers()[0])])
+    tid = json.loads(c.line())["thread_id"]
+    assert tid != c.pid
+    for command in ("status", "apply"):
+        r = cli(command, tid)
+        assert r.returncode == 1
+        assert f"{tid} is a thread of process {c.pid}: give the process's PID" in r.stdout + r.stderr
+    assert own_options(c) == [KERNEL]
+
+
 def test_status_all_lists_the_process(servers, children):
     c, (port,) = python_client(children, servers())
     r = cli("status", "--all")
-    assert f"pid {c.pid} (python3)" in r.stdout
-    assert "no keepalive" in line_for(r.stdout, port)
+    # Other namespaces on the host (other tests' labs) may reuse the port.
+    block = process_block(r.stdout, c.pid)
+    assert block.startswith(f"pid {c.pid} (python3)"), r.stdout
+    assert "no keepalive" in line_for(block, port)
 
 
 # --- apply --------------------------------------------------------------------
@@ -262,6 +314,27 @@ def test_apply_static_client(servers, children, tmp_path):
     assert "timer:(keepalive," in ss_timer(port)
 
 
+def test_apply_go_client(servers, children, tmp_path):
+    go = shutil.which("go")
+    require(go is not None, "go (golang-go) is needed for the Go client")
+    exe = tmp_path / "go_client"
+    env = dict(clean_env(), CGO_ENABLED="0", GO111MODULE="off", GOCACHE=str(tmp_path / "gocache"),
+               GOPATH=str(tmp_path / "gopath"), HOME=str(tmp_path))
+    subprocess.run([go, "build", "-o", str(exe), str(ROOT / "tests" / "programs" / "go_client.go")],
+                   check=True, timeout=300, env=env)
+    headers = subprocess.run(["readelf", "-lW", str(exe)], capture_output=True, text=True, check=True).stdout
+    assert "INTERP" not in headers  # static: Go makes its own system calls
+    (server_port,) = servers()
+    c = children([str(exe), str(server_port)])
+    port = int(c.line().split()[1])
+    assert c.ask() == "SO_KEEPALIVE=0 TCP_KEEPIDLE=7200 TCP_KEEPINTVL=75 TCP_KEEPCNT=9 TCP_USER_TIMEOUT=0"
+    r = cli("apply", c.pid, *FLAGS, "--user-timeout", "auto")
+    assert r.returncode == 0, r.stderr
+    assert "set SO_KEEPALIVE=1 (was 0)" in line_for(r.stdout, port)
+    assert c.ask() == "SO_KEEPALIVE=1 TCP_KEEPIDLE=17 TCP_KEEPINTVL=4 TCP_KEEPCNT=3 TCP_USER_TIMEOUT=29000"
+    assert "timer:(keepalive," in ss_timer(port)
+
+
 def test_apply_respect_keeps_the_programs_own_and_force_overrides(servers, children):
     c, (port,) = python_client(children, servers(), "--idle", "33")
     r = cli("apply", c.pid, *FLAGS, "--user-timeout", "auto")
@@ -298,6 +371,32 @@ def test_apply_filters_on_the_peer(servers, children):
     assert r.returncode == 0, r.stderr
     assert f"left alone: peer 127.0.0.1:{b} matches no INCLUDE entry" in line_for(r.stdout, pb2)
     assert own_options(c2) == [dict(OURS, TCP_USER_TIMEOUT=0), KERNEL]
+
+
+def test_apply_ipv6_and_its_filters(children):
+    servers6 = []
+    for _ in range(2):
+        srv = socket.socket(socket.AF_INET6)
+        srv.bind(("::1", 0))
+        srv.listen()
+        servers6.append(srv)
+    try:
+        a, b = (srv.getsockname()[1] for srv in servers6)
+        c = children([sys.executable, HOLD, "::1", str(a), str(b)])
+        pa, pb = json.loads(c.line())["local_ports"]
+        r = cli("apply", c.pid, *FLAGS, "--exclude", f"[::1]:{b}")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        (la,) = [line for line in lines if f"[::1]:{pa} -> [::1]:{a}" in line]
+        (lb,) = [line for line in lines if f"[::1]:{pb} -> [::1]:{b}" in line]
+        assert "set SO_KEEPALIVE=1 (was 0)" in la
+        assert f"left alone: peer [::1]:{b} matches EXCLUDE entry [::1]:{b}" in lb
+        assert own_options(c) == [dict(OURS, TCP_USER_TIMEOUT=0), KERNEL]
+        doc = json.loads(cli("status", "--json", c.pid).stdout)
+        assert sorted(s["peer"] for s in doc["processes"][0]["sockets"]) == sorted([f"[::1]:{a}", f"[::1]:{b}"])
+    finally:
+        for srv in servers6:
+            srv.close()
 
 
 def test_apply_dry_run_changes_nothing(servers, children):

@@ -107,15 +107,15 @@ fn cli() -> Command {
                 )
                 .after_help(variables_help()),
         )
-        .subcommand(live::status_command())
-        .subcommand(live::apply_command())
-        .subcommand(attach::command())
         .subcommand(
             Command::new("manpages")
                 .about("Write the manual pages into DIR (for packagers)")
                 .hide(true)
                 .arg(Arg::new("dir").value_name("DIR").required(true)),
         )
+        .subcommand(live::status_command())
+        .subcommand(live::apply_command())
+        .subcommand(attach::command())
 }
 
 fn main() -> ExitCode {
@@ -130,9 +130,6 @@ fn main() -> ExitCode {
     match matches.subcommand() {
         Some(("run", m)) => run::run(m),
         Some(("check", m)) => check::check(m),
-        Some(("status", m)) => live::status::status(m),
-        Some(("apply", m)) => live::apply::apply(m),
-        Some(("attach", m)) => attach::attach(m),
         Some(("manpages", m)) => {
             let dir = m.get_one::<String>("dir").map_or("man", String::as_str);
             match manpage::write_all(cli(), std::path::Path::new(dir)) {
@@ -146,6 +143,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(("status", m)) => live::status::status(m),
+        Some(("apply", m)) => live::apply::apply(m),
+        Some(("attach", m)) => attach::attach(m),
         _ => ExitCode::from(2),
     }
 }

@@ -125,7 +125,8 @@ def main():
     print("Goal (issue 11): `status --all` no slower than `ss -tnpo` (ratio ≤ 1.00) while reporting more per "
           "socket (the five option values, the library, a verdict). Per socket, `status` makes one "
           "`readlinkat`, `pidfd_getfd`, `fstat` (the descriptor is still that socket), five `getsockopt` and "
-          "a `close`; `apply` adds the `setsockopt` calls. After the last round every one of the %d client "
+          "a `close` (`ss -tnpo`: one `readlink` and one `getxattr`), spread over one thread per CPU (at most "
+          "4) for processes with 1,024 sockets or more; `apply` adds the `setsockopt` calls. After the last round every one of the %d client "
           "sockets read back the last round's values (checked). The `apply` rows include the `status`-like "
           "read of each socket and the process start (~2 ms)." % n)
     print()

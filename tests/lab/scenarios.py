@@ -322,7 +322,8 @@ def firewall_forgets_apply(apply: bool = True, flags: list[str] | None = None) -
     period `keepalive-shim apply PID` (if `apply`) sets keepalive on it from
     outside; after an idle gap longer than the firewall's timeout the worker
     sends its second request on the same connection. The apply output lines
-    are kept in `shim_lines`."""
+    lines, and `status` before and after it ("status before: ..."), are kept
+    in `shim_lines`."""
     flags = flags if flags is not None else ["--idle", str(IDLE), "--interval", str(INTERVAL),
                                              "--count", str(COUNT)]
     res = Result("1 firewall forgets idle flow", "requests",
@@ -337,9 +338,14 @@ def firewall_forgets_apply(apply: bool = True, flags: list[str] | None = None) -
             proc.must(_outcome_of(1), STARTUP, "first response")
             idle = proc.must(_is("idle", 1), 5, "idle announcement")
             if apply:
-                out = subprocess.run([str(netlab.shim_wrapper()), "apply", str(proc.pid)] + flags,
+                cli = str(netlab.shim_wrapper())
+                before = subprocess.run([cli, "status", str(proc.pid)], capture_output=True, text=True, timeout=20)
+                out = subprocess.run([cli, "apply", str(proc.pid)] + flags,
                                      capture_output=True, text=True, timeout=20)
-                res.shim_lines = out.stdout.splitlines()
+                after = subprocess.run([cli, "status", str(proc.pid)], capture_output=True, text=True, timeout=20)
+                res.shim_lines = (["status before: " + l for l in before.stdout.splitlines()]
+                                  + out.stdout.splitlines()
+                                  + ["status after: " + l for l in after.stdout.splitlines()])
                 if out.returncode != 0:
                     raise LabError("apply failed (%d): %s %s" % (out.returncode, out.stdout, out.stderr))
             # The idle period itself: longer than the firewall's timeout.

@@ -20,6 +20,7 @@ import argparse
 import json
 import socket
 import sys
+import threading
 
 TCP_USER_TIMEOUT = 18
 
@@ -39,6 +40,7 @@ def main():
     ap.add_argument("--idle", type=int)
     ap.add_argument("--user-timeout", type=int)
     ap.add_argument("--loop", action="store_true")
+    ap.add_argument("--thread", action="store_true", help='start a thread; "connected" carries its "thread_id"')
     ap.add_argument("host", nargs="?")
     ap.add_argument("ports", type=int, nargs="*")
     args = ap.parse_args()
@@ -54,7 +56,8 @@ def main():
     elif not args.ports:
         ap.error("HOST PORT... or --loop")
     for port in args.ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
         if args.idle is not None:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, args.idle)
         if args.user_timeout is not None:
@@ -63,6 +66,11 @@ def main():
         socks.append(s)
     if args.loop:
         extra_socks.append(listener.accept()[0])  # held open until exit
+    if args.thread:
+        started = threading.Event()
+        threading.Thread(target=lambda: (started.set(), threading.Event().wait()), daemon=True).start()
+        started.wait()
+        extra["thread_id"] = [t.native_id for t in threading.enumerate() if t is not threading.main_thread()][0]
     event = {"event": "connected", "local_ports": [s.getsockname()[1] for s in socks]}
     print(json.dumps(dict(event, **extra)), flush=True)
     for _ in sys.stdin:

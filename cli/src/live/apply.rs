@@ -11,7 +11,9 @@ use clap::ArgMatches;
 use keepalive_shim_config::{Decision, Ip, Mode, Rule, SockAddr, UserTimeout};
 
 use super::procs::{DupError, Namespaces, Target};
-use super::{sys, ApplyPlan, KernelDefaults, Opt, Options, ProcessReport, SocketInfo};
+use super::{
+    sys, ApplyPlan, KernelDefaults, Opt, Options, ProcessError, ProcessReport, SocketInfo,
+};
 
 /// What happened to one option of one socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +227,16 @@ pub fn apply_to_process(pid: i32, plan: &ApplyPlan, dry_run: bool) -> ProcessRep
     apply_with(pid, plan, dry_run, &mut Namespaces::default())
 }
 
+/// [`apply_to_process`] for several processes, in order, with one
+/// sock_diag dump per network namespace instead of one per process (for a
+/// cgroup or a service with many processes).
+pub fn apply_to_processes(pids: &[i32], plan: &ApplyPlan, dry_run: bool) -> Vec<ProcessReport> {
+    let mut ns = Namespaces::default();
+    pids.iter()
+        .map(|&pid| apply_with(pid, plan, dry_run, &mut ns))
+        .collect()
+}
+
 fn apply_with(pid: i32, plan: &ApplyPlan, dry_run: bool, ns: &mut Namespaces) -> ProcessReport {
     let mut report = ProcessReport {
         pid,
@@ -249,61 +261,78 @@ fn apply_with(pid: i32, plan: &ApplyPlan, dry_run: bool, ns: &mut Namespaces) ->
             return report;
         }
     };
-    for s in target.tcp_sockets(&view) {
-        let mut r = SocketReport {
-            socket: s,
-            before: None,
-            actions: Vec::new(),
-            filtered_out: None,
-            gone: false,
-            error: None,
-            dry_run,
-        };
-        r.filtered_out = filtered_out(plan, &r.socket);
-        if r.filtered_out.is_some() {
-            report.sockets.push(r);
-            continue;
-        }
-        let dup = match target.duplicate(&r.socket) {
-            Ok(fd) => fd,
-            Err(DupError::Gone) => {
-                r.gone = true;
-                report.sockets.push(r);
-                continue;
-            }
-            Err(DupError::Process(e)) => {
-                report.error = Some(e);
-                return report;
-            }
-        };
-        let cur = match sys::read_options(dup.as_fd()) {
-            Ok(o) => o,
+    let sockets = target.tcp_sockets(&view);
+    let defaults = view.defaults;
+    let results = super::parallel_map(&sockets, |s| {
+        apply_to_socket(&target, s, plan, &defaults, dry_run)
+    });
+    for result in results {
+        match result {
+            Ok(r) => report.sockets.push(r),
+            // The first one says why (the process exited, or no permission);
+            // sockets other threads finished are still reported.
             Err(e) => {
-                r.error = Some(format!("getsockopt: {e}"));
-                report.sockets.push(r);
-                continue;
-            }
-        };
-        r.before = Some(cur);
-        r.actions = plan_actions(plan, &cur, &view.defaults);
-        if !dry_run {
-            let mut failed = Vec::new();
-            for a in &r.actions {
-                if let Action::Set { opt, to, .. } = *a {
-                    if let Err(e) = sys::set_option(dup.as_fd(), opt, to) {
-                        failed.push(format!("{}={to}: {e}", opt.name()));
-                    }
-                }
-            }
-            if !failed.is_empty() {
-                r.error = Some(failed.join(", "));
+                report.error.get_or_insert(e);
             }
         }
-        // `dup` is closed here; the process's own descriptor stays open.
-        drop(dup);
-        report.sockets.push(r);
     }
     report
+}
+
+/// One socket: filters, then read, decide and (unless `dry_run`) set.
+fn apply_to_socket(
+    target: &Target,
+    s: &SocketInfo,
+    plan: &ApplyPlan,
+    defaults: &KernelDefaults,
+    dry_run: bool,
+) -> Result<SocketReport, ProcessError> {
+    let mut r = SocketReport {
+        socket: s.clone(),
+        before: None,
+        actions: Vec::new(),
+        filtered_out: filtered_out(plan, s),
+        gone: false,
+        error: None,
+        dry_run,
+    };
+    if r.filtered_out.is_some() {
+        return Ok(r);
+    }
+    let dup = match target.duplicate(s) {
+        Ok(fd) => fd,
+        Err(DupError::Gone) => {
+            r.gone = true;
+            return Ok(r);
+        }
+        Err(DupError::Process(e)) => return Err(e),
+    };
+    let cur = match sys::read_options(dup.as_fd()) {
+        Ok(o) => o,
+        Err(e) => {
+            r.error = Some(format!("getsockopt: {e}"));
+            return Ok(r);
+        }
+    };
+    r.before = Some(cur);
+    r.actions = plan_actions(plan, &cur, defaults);
+    if !dry_run {
+        let failed: Vec<String> = r
+            .actions
+            .iter()
+            .filter_map(|a| match *a {
+                Action::Set { opt, to, .. } => sys::set_option(dup.as_fd(), opt, to)
+                    .err()
+                    .map(|e| format!("{}={to}: {e}", opt.name())),
+                Action::Kept { .. } => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            r.error = Some(failed.join(", "));
+        }
+    }
+    // `dup` is closed here; the process's own descriptor stays open.
+    Ok(r)
 }
 
 /// The `apply` command.

@@ -279,6 +279,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn accepted_means_a_listener_on_the_local_port() {
+        let view = |listeners: &[&str]| NetnsView {
+            sockets: HashMap::new(),
+            listeners: listeners
+                .iter()
+                .map(|l| {
+                    let a: SocketAddr = l.parse().unwrap();
+                    (a.ip(), a.port())
+                })
+                .collect(),
+            defaults: KernelDefaults {
+                idle_s: 7200,
+                interval_s: 75,
+                count: 9,
+            },
+        };
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(view(&["10.0.0.1:80"]).is_accepted(&at("10.0.0.1:80")));
+        assert!(!view(&["10.0.0.1:80"]).is_accepted(&at("10.0.0.2:80")));
+        assert!(!view(&["10.0.0.1:80"]).is_accepted(&at("10.0.0.1:81")));
+        assert!(view(&["0.0.0.0:80"]).is_accepted(&at("10.0.0.2:80")));
+        // A dual-stack listener, and an IPv4 client of it seen as mapped.
+        assert!(view(&["[::]:80"]).is_accepted(&at("[::ffff:10.0.0.2]:80")));
+        assert!(view(&["10.0.0.2:80"]).is_accepted(&at("[::ffff:10.0.0.2]:80")));
+    }
+
+    #[test]
     fn timer_text_matches_ss() {
         let t = |ms, kind| {
             Timer {

@@ -13,7 +13,9 @@
 //! Library entry point (also used by `attach` for the connections that
 //! already exist in its cgroup): build an [`ApplyPlan`] from the same flags
 //! ([`plan_args`] + [`ApplyPlan::from_matches`]) or from a [`Config`], then
-//! call [`apply_to_process`] once per PID and print each [`ProcessReport`].
+//! call [`apply_to_process`] once per PID (or [`apply_to_processes`] for
+//! many, sharing one sock_diag dump per network namespace) and print each
+//! [`ProcessReport`].
 
 pub mod apply;
 mod diag;
@@ -27,7 +29,7 @@ use std::net::SocketAddr;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use keepalive_shim_config::{resolve_env, setting, Config, Filters, Key, Mode, UserTimeout};
 
-pub use apply::apply_to_process;
+pub use apply::{apply_to_process, apply_to_processes};
 // The CLI's sink for config-crate text; the one place live/ names it.
 use crate::Text;
 
@@ -138,6 +140,36 @@ impl Default for ApplyPlan {
     fn default() -> ApplyPlan {
         ApplyPlan::from_config(&Config::defaults())
     }
+}
+
+/// `f` over `items`, in order, on up to one thread per CPU (at most 4) once
+/// there are enough items for threads to pay off. Per socket the work is a
+/// handful of system calls on distinct sockets, which run in parallel.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const MIN_PER_THREAD: usize = 512;
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cpus.min(4).min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                // A panic in `f` is a bug; let it surface as it would have
+                // without threads.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// One of the five options, as `getsockopt`/`setsockopt` name it.

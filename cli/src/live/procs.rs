@@ -23,8 +23,8 @@ pub const LIBRARY_NAME: &str = "libkeepalive_shim";
 pub struct Target {
     pub pid: i32,
     pub command: Option<String>,
-    /// Set when `pidfd_open` was allowed; without it, values cannot be read.
-    pidfd: Option<OwnedFd>,
+    /// Without a pidfd, values cannot be read; the error says why.
+    pidfd: Result<OwnedFd, ProcessError>,
     proc: Process,
     /// (fd, socket inode), in descriptor order.
     pub socket_fds: Vec<(i32, u64)>,
@@ -70,11 +70,22 @@ impl Target {
     /// the name, if it could be read, comes back too.
     pub fn open(pid: i32) -> Result<Target, (Option<String>, ProcessError)> {
         let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => Some(fd),
+            Ok(fd) => Ok(fd),
             Err(e) if errno_is(&e, Errno::SRCH) => return Err((None, ProcessError::NoSuchProcess)),
-            // EPERM cannot happen for pidfd_open today; keep going and let
-            // /proc say what is visible.
-            Err(_) => None,
+            // A thread's ID rather than its process's: ENOENT (Linux 6.9+)
+            // or EINVAL (before).
+            Err(e) if errno_is(&e, Errno::NOENT) || errno_is(&e, Errno::INVAL) => {
+                let tgid = Process::new(pid).and_then(|p| p.status()).map(|s| s.tgid);
+                let e = match tgid {
+                    Ok(tgid) if tgid != pid => ProcessError::Other(format!(
+                        "{pid} is a thread of process {tgid}: give the process's PID"
+                    )),
+                    Err(ProcError::NotFound(_)) => ProcessError::NoSuchProcess,
+                    _ => from_io(&e, "pidfd_open"),
+                };
+                return Err((None, e));
+            }
+            Err(e) => Err(from_io(&e, "pidfd_open")),
         };
         let proc = match Process::new(pid) {
             Ok(p) => p,
@@ -146,10 +157,9 @@ impl Target {
     /// Our own descriptor for the socket `s` of the process, checked to be
     /// the same socket (same inode) that `/proc/PID/fd` showed.
     pub fn duplicate(&self, s: &SocketInfo) -> Result<OwnedFd, DupError> {
-        let Some(pidfd) = &self.pidfd else {
-            return Err(DupError::Process(ProcessError::PermissionDenied(
-                "pidfd_open".into(),
-            )));
+        let pidfd = match &self.pidfd {
+            Ok(fd) => fd,
+            Err(e) => return Err(DupError::Process(e.clone())),
         };
         let dup = match sys::pidfd_getfd(pidfd.as_fd(), s.fd) {
             Ok(fd) => fd,
@@ -192,5 +202,28 @@ impl Namespaces {
                     .map_err(|e| from_io(&e, "reading the network namespace's sockets"))
             })
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_call_errors_become_process_errors() {
+        let e = |errno: Errno| io::Error::from_raw_os_error(errno.raw_os_error());
+        assert_eq!(from_io(&e(Errno::SRCH), "x"), ProcessError::Exited);
+        assert_eq!(from_io(&e(Errno::NOENT), "x"), ProcessError::Exited);
+        assert_eq!(
+            from_io(&e(Errno::PERM), "pidfd_getfd"),
+            ProcessError::PermissionDenied("pidfd_getfd".into())
+        );
+        assert_eq!(
+            from_io(&e(Errno::ACCESS), "x"),
+            ProcessError::PermissionDenied("x".into())
+        );
+        assert!(
+            matches!(from_io(&e(Errno::NOMEM), "x"), ProcessError::Other(m) if m.starts_with("x: "))
+        );
     }
 }

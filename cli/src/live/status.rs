@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::diag::Timer;
 use super::procs::{DupError, Namespaces, Target};
-use super::{sys, Options, ProcessError, Role, SocketInfo};
+use super::{parallel_map, sys, Options, ProcessError, Role, SocketInfo};
 
 /// The `--json` document. Its shape is documented in the README and
 /// checked by tests; fields are only ever added.
@@ -140,26 +140,32 @@ fn read_process(pid: i32, ns: &mut Namespaces, listing_all: bool) -> ProcessStat
             return p;
         }
     };
+    let sockets = target.tcp_sockets(&view);
+    // One duplicate and five getsockopt per socket: spread over the CPUs.
+    let reads = parallel_map(&sockets, |s| match target.duplicate(s) {
+        Ok(dup) => Ok(sys::read_options(dup.as_fd()).ok()),
+        Err(e) => Err(e),
+    });
     let mut lost: Option<ProcessError> = None;
-    for s in target.tcp_sockets(&view) {
-        let options = if lost.is_some() {
-            None
-        } else {
-            match target.duplicate(&s) {
-                Ok(dup) => sys::read_options(dup.as_fd()).ok(),
-                Err(DupError::Gone) => continue,
-                Err(DupError::Process(ProcessError::Exited)) => {
-                    p.error = Some(ProcessError::Exited.to_string());
-                    return p;
-                }
-                Err(DupError::Process(e)) => {
-                    // Show what sock_diag still tells about every socket.
-                    lost = Some(e);
-                    None
-                }
+    for (s, read) in sockets.into_iter().zip(reads) {
+        let options = match read {
+            Ok(options) => options,
+            Err(DupError::Gone) => continue,
+            Err(DupError::Process(ProcessError::Exited)) => {
+                p.error = Some(ProcessError::Exited.to_string());
+                return p;
+            }
+            Err(DupError::Process(e)) => {
+                // Show what sock_diag still tells about every socket.
+                lost = Some(e);
+                None
             }
         };
-        let (verdict, detail) = verdict(&s, options.as_ref());
+        let (verdict, mut detail) = verdict(&s, options.as_ref());
+        if s.state == "CLOSE-WAIT" {
+            // Keepalive is beside the point there: the peer is gone on purpose.
+            detail += "; the peer has closed its end and this process has not (CLOSE-WAIT)";
+        }
         p.sockets.push(SocketStatus {
             fd: s.fd,
             state: s.state,
