@@ -250,11 +250,13 @@ fn apply_existing(dir: &Path, config: &Config<'_>) -> String {
     let plan = ApplyPlan::from_config(config);
     let me = std::process::id() as i32;
     let (mut processes, mut changed, mut failed) = (0u32, 0u32, 0u32);
-    for pid in cgroup::procs_recursive(dir) {
-        if pid == me {
-            continue;
-        }
-        let report = live::apply_to_process(pid, &plan, false);
+    let pids: Vec<i32> = cgroup::procs_recursive(dir)
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .collect();
+    // One sock_diag dump per network namespace, not per process.
+    for report in live::apply_to_processes(&pids, &plan, false) {
+        let pid = report.pid;
         let name = report.command.as_deref().unwrap_or("?");
         match &report.error {
             Some(live::ProcessError::NoSuchProcess | live::ProcessError::Exited) => continue,
