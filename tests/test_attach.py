@@ -192,8 +192,9 @@ def listener(host: str) -> tuple:
 
 def test_options_on_new_connections_filters_and_servers():
     """Active and accepted connections get the options; EXCLUDE and INCLUDE
-    decide on the destination (servers: the local address), IPv4 and IPv6;
-    one log line per configured connection."""
+    decide on the destination (servers: the local address), IPv4, IPv6 and
+    IPv4-mapped, prefixes and port ranges; one log line per configured
+    connection."""
     require_attach()
     import socket
     a, port_a = listener("127.0.0.1")
@@ -225,6 +226,15 @@ def test_options_on_new_connections_filters_and_servers():
             with Attach("--cgroup", cg.rel, *FLAGS, "--include", "[::1]") as att:
                 assert probe.connect("127.0.0.1", port_a)["options"] == DEFAULTS
                 assert probe.connect("::1", port_c)["options"] == SHIM
+                assert att.stop()[0] == 0
+            # A prefix and a port range, IPv4 only.
+            lo, hi = sorted((port_a, port_b))
+            with Attach("--cgroup", cg.rel, *FLAGS, "--include", "127.0.0.0/8:%d-%d" % (lo, hi)) as att:
+                assert probe.connect("127.0.0.1", port_a)["options"] == SHIM
+                assert probe.connect("127.0.0.1", port_b)["options"] == SHIM
+                assert probe.connect("::1", port_c)["options"] == DEFAULTS
+                # An IPv6 socket to an IPv4-mapped address is matched as IPv4.
+                assert probe.connect("::ffff:127.0.0.1", port_a)["options"] == SHIM
                 assert att.stop()[0] == 0
         finally:
             probe.close()

@@ -11,10 +11,12 @@
 //   TCP_KEEPCNT and TCP_USER_TIMEOUT with bpf_setsockopt.
 // - `keepalive_setsockopt` (cgroup/setsockopt): runs on every setsockopt()
 //   the processes of the cgroup make. It records in socket storage which of
-//   the five options the program set itself (respect mode skips those), and
-//   in force mode rewrites the program's value on a connection this program
-//   already configured. bpf_setsockopt does not pass through this hook, so
-//   the record holds only the program's own calls.
+//   the five options the program set itself (respect mode skips those); in
+//   force mode it rewrites the program's value on a connection this program
+//   already configured, and in respect mode it keeps an `auto` user timeout
+//   in step with the program's own later idle/interval/count.
+//   bpf_setsockopt does not pass through this hook, so the record holds
+//   only the program's own calls.
 //
 // The configuration is a read-only global that userspace fills before
 // loading, so the verifier sees it as constants (an empty filter list costs
@@ -511,4 +513,6 @@ int keepalive_setsockopt(struct bpf_sockopt *ctx)
 	return 1;
 }
 
+// MIT, as the rest of the project; GPL too, so the kernel lets a later
+// version use any helper.
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
