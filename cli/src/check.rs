@@ -227,7 +227,7 @@ fn report(c: &Config<'_>, kernel: &[(&str, Option<u64>); 3]) -> String {
     if let [(_, Some(time)), (_, Some(intvl)), (_, Some(probes))] = kernel {
         out += &format!(
             "  without the shim:    never, or {} s for a program that sets only SO_KEEPALIVE\n",
-            time + intvl * probes
+            time.saturating_add(intvl.saturating_mul(*probes))
         );
     }
     out
