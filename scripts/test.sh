@@ -10,14 +10,15 @@ cd "$(dirname "$0")/.."
 
 install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6-dev \
   nodejs openjdk-17-jdk-headless valgrind postgresql-client util-linux shellcheck
-install_pip_packages pytest requests
+install_pip_packages pytest requests ruff
 install_rust_components rustfmt clippy
 
 # The house rules first: they take seconds and a failure is cheap to fix.
 echo "== lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-shellcheck .ci/run scripts/*.sh scripts/lib/*.sh tests/lab/clients/*.sh
+python3 -m ruff check tests scripts
+shellcheck -x .ci/run scripts/*.sh scripts/lib/*.sh tests/lab/clients/*.sh
 
 # `rust-version` is a promise: check it with that toolchain (a minimal
 # install, then `cargo check` in its own target dir; about 15 s the first

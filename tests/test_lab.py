@@ -15,18 +15,15 @@ fails when CI=true and is skipped otherwise.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import shutil
-import sys
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-
-import netlab  # noqa: E402
-import scenarios as S  # noqa: E402
+import netlab
+import scenarios as S
 
 # name -> (function, keyword arguments)
 RUNS = {
@@ -80,14 +77,11 @@ def lab_ok():
 
 @pytest.fixture(scope="module")
 def runs(lab_ok):
-    pool = ThreadPoolExecutor(max_workers=len(RUNS), thread_name_prefix="lab")
-    futures: dict[str, Future] = {name: pool.submit(fn, **kw) for name, (fn, kw) in RUNS.items()}
+    calls = {name: functools.partial(fn, **kw) for name, (fn, kw) in RUNS.items()}
     try:
-        yield futures
+        with netlab.started_together(calls, "lab") as futures:
+            yield futures
     finally:
-        for f in futures.values():
-            f.cancel()
-        pool.shutdown(wait=True)
         S.cleanup_java()
 
 
@@ -146,7 +140,7 @@ def test_s1_firewall_forgets_with_shim_succeeds_on_same_connection(runs):
     assert_shim_configured(res, "TCP_KEEPIDLE=%d" % S.IDLE, "TCP_KEEPINTVL=%d" % S.INTERVAL,
                            "TCP_KEEPCNT=%d" % S.COUNT, "TCP_USER_TIMEOUT=%d" % S.USER_TIMEOUT_MS)
     # Answered probes are sent every `idle` seconds.
-    gaps = [b - a for a, b in zip(res.probe_times, res.probe_times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(res.probe_times)]
     assert all(S.IDLE - 0.5 < g < S.IDLE + 0.5 for g in gaps), res.probe_times
 
 
@@ -264,7 +258,7 @@ def test_s5_node_keeps_its_own_keepalive(runs):
     without, with_ = get(runs, "node-without"), get(runs, "node-with")
     for res in (without, with_):
         assert_flow_kept_alive(res)
-    gaps = [b - a for a, b in zip(with_.probe_times, with_.probe_times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(with_.probe_times)]
     assert gaps and max(gaps) < S.IDLE - 0.5, with_.probe_times
     assert_shim_configured(with_, "TCP_KEEPIDLE=%d" % S.IDLE)
 

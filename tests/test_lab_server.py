@@ -29,21 +29,17 @@ without root it fails when CI=true and is skipped otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+import netlab
 from conftest import require, require_root, shim_env
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-
-import netlab  # noqa: E402
-from netlab import Lab, Line, Proc  # noqa: E402
+from netlab import Lab, Line, Proc
 
 IDLE, INTERVAL, COUNT = 2, 1, 3
 BOUND = IDLE + INTERVAL * COUNT  # 5 s: when the kernel gives up on a silent peer
@@ -226,7 +222,7 @@ class ServerRun:
             % (self.name, self.peer, self.closed, self.seconds, self.waited, self.vanished, self.wall),
             "  ss before: " + self.ss_before.replace("\n", " | "),
             "  ss after:  " + (self.ss_after.replace("\n", " | ") or "(no ESTABLISHED entry)"),
-        ] + ["  " + l for l in self.shim_lines])
+        ] + ["  " + ln for ln in self.shim_lines])
 
 
 def lab_env(**settings) -> dict:
@@ -275,7 +271,7 @@ def client_vanishes(name: str, shim: dict | None, wait: float) -> ServerRun:
             res.vanished = lab.counter("vanished")
         finally:
             server.kill()
-            res.shim_lines = [l.text for l in server.lines if l.text.startswith("keepalive-shim[")]
+            res.shim_lines = [ln.text for ln in server.lines if ln.text.startswith("keepalive-shim[")]
             res.server_output = server.output()[-4000:]
     res.wall = round(time.monotonic() - t0, 2)
     return res
@@ -296,7 +292,7 @@ def filtered(name: str, shim: dict) -> ServerRun:
             res.ss_before = ss_established(lab, res.peer)
         finally:
             server.kill()
-            res.shim_lines = [l.text for l in server.lines if l.text.startswith("keepalive-shim[")]
+            res.shim_lines = [ln.text for ln in server.lines if ln.text.startswith("keepalive-shim[")]
             res.server_output = server.output()[-4000:]
     res.wall = round(time.monotonic() - t0, 2)
     return res
@@ -319,16 +315,9 @@ def runs():
     require(reason is None, "network lab: %s" % reason)
     require(netlab.shim_library().exists(), "%s not built" % netlab.shim_library())
     netlab.reap_stale_namespaces()
-    pool = ThreadPoolExecutor(max_workers=len(RUNS), thread_name_prefix="lab-server")
-    futures: dict[str, Future] = {
-        name: pool.submit(fn, name, **kw) for name, (fn, kw) in RUNS.items()
-    }
-    try:
+    calls = {name: functools.partial(fn, name, **kw) for name, (fn, kw) in RUNS.items()}
+    with netlab.started_together(calls, "lab-server") as futures:
         yield futures
-    finally:
-        for f in futures.values():
-            f.cancel()
-        pool.shutdown(wait=True)
 
 
 def get(runs, name) -> ServerRun:
@@ -345,8 +334,8 @@ def test_server_under_shim_drops_vanished_client_within_bound(runs):
     # The listening socket got the options, and the accepted connection has them.
     expected = ("SO_KEEPALIVE=1", "TCP_KEEPIDLE=%d" % IDLE, "TCP_KEEPINTVL=%d" % INTERVAL,
                 "TCP_KEEPCNT=%d" % COUNT, "TCP_USER_TIMEOUT=%d" % USER_TIMEOUT_MS)
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     assert len(listen) == 1 and all(e in listen[0] for e in expected), res.shim_lines
     assert len(accepted) == 1 and all(e in accepted[0] for e in expected), res.shim_lines
     # The kernel agrees: a keepalive timer of at most `idle` seconds.
@@ -378,11 +367,11 @@ def test_server_without_shim_keeps_vanished_client_established(runs):
 
 def test_include_other_port_leaves_server_alone(runs):
     res = get(runs, "include-other-port")
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     assert len(listen) == 1 and "decided per accepted connection" in listen[0], res.shim_lines
     assert len(accepted) == 1 and "left alone (filters)" in accepted[0], res.shim_lines
-    assert not any("SO_KEEPALIVE" in l for l in res.shim_lines), res.shim_lines
+    assert not any("SO_KEEPALIVE" in ln for ln in res.shim_lines), res.shim_lines
     assert res.ss_before, "no ESTABLISHED entry for %s" % res.peer
     assert keepalive_timer(res.ss_before) is None, res.ss_before
 
@@ -390,8 +379,8 @@ def test_include_other_port_leaves_server_alone(runs):
 @pytest.mark.parametrize("run", ["include-server-port", "include-address"])
 def test_include_matching_the_connection_configures_it(runs, run):
     res = get(runs, run)
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     # The listening socket itself is left alone; the connection is decided
     # on the address the client reached (10.200.N.130:PORT).
     assert len(listen) == 1 and "decided per accepted connection" in listen[0], res.shim_lines
