@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of keepalive-shim (issue 5): W1-W5 against "no preload", the
+# Benchmarks of keepalive-shim: W1-W5 against "no preload", the
 # floor (the program makes the same setsockopt calls itself), Debian's
 # libkeepalive0 and an empty preloaded library.
 #
@@ -429,7 +429,7 @@ for v in none shim; do
 done
 row "W5 RssAnon by connections" "last run of each" "-" "-" "-" "${shape%; }"
 
-# --- verdicts against issue 5's targets ---------------------------------------------------------
+# --- verdicts against the overhead targets ---------------------------------------------------------
 W1_PP=$(paired "$B/w1.shim" "$B/w1.floor5")
 # IN_<variant>_D/_RAW, SYS_<variant> and W2_<kind>_PP are set by `declare` in the loops above.
 # shellcheck disable=SC2154
@@ -490,8 +490,9 @@ strip_tmp() { sed "s|$B|\$B|g"; }
 # Benchmarks
 
 Written by \`scripts/bench.sh\` (reproduce with \`scripts/bench.sh\` as root on
-Debian/Ubuntu; \`scripts/bench.sh --quick\` is a smoke run). Issue 5 sets the
-targets. The C programs are in \`tests/bench/\`.
+Debian/Ubuntu; \`scripts/bench.sh --quick\` is a smoke run). The targets (last
+section) are the overhead budget the library is held to. The C programs are
+in \`tests/bench/\`.
 
 - **Date:** $DATE
 - **Machine:** $MACHINE
@@ -524,7 +525,7 @@ EOF
   strip_tmp <"$TABLE"
   cat <<EOF
 
-## Against the targets of issue 5
+## Against the targets
 
 EOF
   cat "$VERDICTS"

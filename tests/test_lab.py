@@ -1,5 +1,5 @@
 """Field proof: the hung-worker incidents, reproduced in a network lab, each
-run without and with keepalive-shim (issue 3).
+run without and with keepalive-shim.
 
 The lab (tests/lab/netlab.py): client, stateful firewall and server network
 namespaces; the firewall forgets established TCP flows after 5 s idle and

@@ -1,4 +1,4 @@
-"""Robustness under load (issue 5): threads, fork, signals, random
+"""Robustness under load: threads, fork, signals, random
 environments and memcheck, with the library preloaded into real programs.
 
 Sized to run in well under two minutes on 2 cores. The C programs are in

@@ -14,7 +14,7 @@ use keepalive_shim_config::{
     SETTINGS,
 };
 
-use crate::Text;
+use crate::text::Text;
 
 pub fn check(m: &ArgMatches) -> ExitCode {
     let vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()

@@ -1,4 +1,4 @@
-//! Fuzzing of the configuration parsers (issue 5): well over 1,000,000
+//! Fuzzing of the configuration parsers: well over 1,000,000
 //! generated inputs through the crate's public API, asserting no panic and
 //! the invariants the preload library relies on.
 //!

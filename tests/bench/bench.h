@@ -2,7 +2,8 @@
  *
  * Every helper that must stay invisible to a preloaded library (the
  * listener, the raw "floor" calls) uses syscall() directly: the shim hooks
- * only the libc symbols socket, connect and setsockopt.
+ * the libc symbols socket, connect, listen, accept, accept4, setsockopt and
+ * close.
  */
 #ifndef KS_BENCH_H
 #define KS_BENCH_H
