@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import netlab
-from conftest import require, require_root, shim_env
+from conftest import program, require, require_root, shim_env
 from netlab import Lab, Line, Proc
 
 IDLE, INTERVAL, COUNT = 2, 1, 3
@@ -50,84 +50,11 @@ OTHER_PORT = PORT + 1  # a port no server here listens on
 STARTUP = 20.0  # bound on a process's first line on a busy box
 RESULT_TIMEOUT = 90  # bound on a whole run; every wait inside is far shorter
 
-# The server: ThreadingHTTPServer, HTTP/1.1 keep-alive, no socket option set
-# by the program (not even SO_REUSEADDR). Event lines on stdout; "closed"
-# says how the connection ended: "eof" (the client closed it) or the errno
-# the server's recv() failed with (ETIMEDOUT: the kernel gave up the peer).
-SERVER_CODE = r"""
-import errno, json, socket, socketserver, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-_lock = threading.Lock()
-
-def emit(**event):
-    with _lock:
-        sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
-        sys.stdout.flush()
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = None  # an idle keep-alive connection stays open forever
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def log_error(self, fmt, *args):
-        # handle_one_request() swallows a TimeoutError (ETIMEDOUT included)
-        # and reports it here.
-        for a in args:
-            if isinstance(a, OSError):
-                self.error = a
-
-    def handle(self):
-        self.error = None
-        peer = "%s:%d" % self.client_address[:2]
-        emit(event="accepted", peer=peer)
-        try:
-            super().handle()
-        except OSError as e:
-            self.error = e
-        e = self.error
-        emit(event="closed", peer=peer,
-             errno=(errno.errorcode.get(e.errno, str(e.errno)) if e is not None else "eof"),
-             message=str(e) if e is not None else "")
-
-    def do_GET(self):
-        emit(event="request", peer="%s:%d" % self.client_address[:2], path=self.path)
-        body = b"hello from the server namespace\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-class Server(ThreadingHTTPServer):
-    allow_reuse_address = False  # no setsockopt() at all
-    daemon_threads = True
-
-    def server_bind(self):
-        # HTTPServer.server_bind() would resolve the host name (getfqdn).
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-httpd = Server(("0.0.0.0", int(sys.argv[1])), Handler)
-emit(event="ready", port=httpd.server_address[1])
-httpd.serve_forever()
-"""
-
-# The client: one keep-alive connection, one request, then idle (holding the
-# connection) until killed. Never preloaded; sets no socket option.
-CLIENT_CODE = r"""
-import http.client, json, sys
-c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=None)
-c.request("GET", "/")
-r = c.getresponse()
-r.read()
-print(json.dumps({"event": "response", "status": r.status,
-                  "local_port": c.sock.getsockname()[1]}), flush=True)
-sys.stdin.readline()
-"""
+# The programs (tests/programs/): the server is ThreadingHTTPServer, HTTP/1.1
+# keep-alive, with no socket option set by the program, printing event lines
+# ("closed" says how the connection ended: "eof" or the recv() errno); the
+# client makes one keep-alive request and holds the connection until killed.
+# The client is never preloaded.
 
 
 # --- helpers (on top of netlab's API) -------------------------------------
@@ -234,7 +161,7 @@ def lab_env(**settings) -> dict:
 
 
 def start_server(lab: Lab, shim: dict | None) -> Proc:
-    p = lab.spawn("server", lab.ns_server, [sys.executable, "-c", SERVER_CODE, str(lab.port)], env=shim)
+    p = lab.spawn("server", lab.ns_server, [sys.executable, program("http_events_server"), str(lab.port)], env=shim)
     p.must(event("ready"), STARTUP, "server readiness line")
     lab.server = p
     return p
@@ -243,7 +170,7 @@ def start_server(lab: Lab, shim: dict | None) -> Proc:
 def connect_client(lab: Lab, server: Proc) -> tuple[Proc, str]:
     """A client makes one request on a keep-alive connection and holds it;
     returns the client and its address as the server sees it."""
-    client = lab.run_client("client", [sys.executable, "-c", CLIENT_CODE, lab.addr("server"), str(lab.port)],
+    client = lab.run_client("client", [sys.executable, program("http_idle_client"), lab.addr("server"), str(lab.port)],
                             stdin=True)
     resp = client.must(event("response"), STARTUP, "response")
     peer = "%s:%d" % (lab.addr("client"), resp.json["local_port"])
