@@ -1,13 +1,15 @@
 //! The symbols the library exports in place of libc's. Each hook makes the
 //! real call and hands the socket to [`crate::shim`]; it returns exactly what
-//! the real call returned. `shim` restores errno around its own work.
+//! the real call returned. `shim` restores errno around its own work, and
+//! never dereferences a pointer the program passed: an invalid one gets the
+//! real call's answer (EFAULT), never a fault inside the library.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_uint, c_void};
 
-use libc::{sockaddr, socklen_t};
+use libc::{mmsghdr, msghdr, sockaddr, socklen_t, ssize_t};
 
 use crate::shim;
-use crate::sys::{self, Destination, OptionValue};
+use crate::sys::{self, ProgramAddress};
 
 /// `socket(2)`.
 ///
@@ -27,10 +29,81 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 /// The contract of libc's `connect`: `addr` points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    // SAFETY: `addr`/`len` are the program's connect() arguments.
-    shim::before_connect(fd, unsafe { Destination::new(addr, len) });
+    let to = ProgramAddress::Sockaddr(addr, len);
+    let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    unsafe { sys::real::connect(fd, addr, len) }
+    let rc = unsafe { sys::real::connect(fd, addr, len) };
+    shim::after_connect(fd, c, rc == 0, to);
+    rc
+}
+
+/// `sendto(2)`: with `MSG_FASTOPEN` it is the call that connects (TCP Fast
+/// Open), and is treated as `connect`; any other send passes straight
+/// through after one bit test.
+///
+/// # Safety
+/// The contract of libc's `sendto`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    n: usize,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    if flags & libc::MSG_FASTOPEN == 0 {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { sys::real::sendto(fd, buf, n, flags, addr, len) };
+    }
+    let to = ProgramAddress::Sockaddr(addr, len);
+    let c = shim::before_connect(fd, to);
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { sys::real::sendto(fd, buf, n, flags, addr, len) };
+    shim::after_connect(fd, c, rc >= 0, to);
+    rc
+}
+
+/// `sendmsg(2)`: as `sendto`, the destination being the message's name.
+///
+/// # Safety
+/// The contract of libc's `sendmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if flags & libc::MSG_FASTOPEN == 0 {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { sys::real::sendmsg(fd, msg, flags) };
+    }
+    let to = ProgramAddress::Msghdr(msg);
+    let c = shim::before_connect(fd, to);
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { sys::real::sendmsg(fd, msg, flags) };
+    shim::after_connect(fd, c, rc >= 0, to);
+    rc
+}
+
+/// `sendmmsg(2)`: as `sendmsg`, the destination being the first message's.
+///
+/// # Safety
+/// The contract of libc's `sendmmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    msgs: *mut mmsghdr,
+    count: c_uint,
+    flags: c_int,
+) -> c_int {
+    if flags & libc::MSG_FASTOPEN == 0 {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { sys::real::sendmmsg(fd, msgs, count, flags) };
+    }
+    // The first mmsghdr starts with its msghdr.
+    let to = ProgramAddress::Msghdr(msgs.cast_const().cast());
+    let c = shim::before_connect(fd, to);
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { sys::real::sendmmsg(fd, msgs, count, flags) };
+    shim::after_connect(fd, c, rc >= 0, to);
+    rc
 }
 
 /// `listen(2)`: a server socket gets the options before it accepts
@@ -90,8 +163,28 @@ pub unsafe extern "C" fn setsockopt(
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { sys::real::setsockopt(fd, level, name, value, len) };
     if rc == 0 {
-        // SAFETY: the call succeeded, so `value` held `len` readable bytes.
-        shim::program_set_option(fd, level, name, unsafe { OptionValue::new(value, len) });
+        shim::program_set_option(fd, level, name);
+    }
+    rc
+}
+
+/// `getsockopt(2)`: `SO_ERROR` tells whether a non-blocking connect
+/// succeeded, which is when its log line is due.
+///
+/// # Safety
+/// The contract of libc's `getsockopt`.
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { sys::real::getsockopt(fd, level, name, value, len) };
+    if rc == 0 {
+        shim::program_got_option(fd, level, name, value.cast_const().cast());
     }
     rc
 }

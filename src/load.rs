@@ -3,22 +3,17 @@
 //! and arm the hooks (see [`crate::plan`]).
 
 use core::ffi::{c_char, c_int};
-use core::sync::atomic::{AtomicBool, Ordering};
 
-use keepalive_shim_config::{resolve, Config, Diagnostic, EnvView, FileView, Level, LineBuf, Sink};
+use keepalive_shim_config::{
+    file_verdict, resolve, Config, Diagnostic, EnvView, FileVerdict, FileView, LineBuf, ReadError,
+    Sink, MAX_CONFIG_FILE_BYTES,
+};
 
 use crate::log;
-use crate::once::{ClaimOnce, InitOnce};
+use crate::once::ClaimOnce;
 use crate::plan::{self, Plan};
+use crate::shim;
 use crate::sys;
-
-/// Configuration warnings, formatted at load (the environment they quote
-/// may be overwritten later, e.g. by setproctitle) and printed when the
-/// process opens its first TCP socket. Processes that never do, such as the
-/// shell and helper processes a program spawns, stay quiet; a child forked
-/// after the warning does not repeat it.
-static WARNINGS: InitOnce<&'static LineBuf<2048>> = InitOnce::new();
-static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The constructor's large buffers (see [`ClaimOnce`]).
 struct Scratch {
@@ -29,13 +24,13 @@ struct Scratch {
     /// The warnings' text, kept for the process's first TCP socket.
     warnings: LineBuf<2048>,
     /// The config file is read whole into this.
-    file: [u8; 16 * 1024],
+    file: [u8; MAX_CONFIG_FILE_BYTES],
 }
 static SCRATCH: ClaimOnce<Scratch> = ClaimOnce::new(Scratch {
     path: [0; 4096],
     log_path: [0; 4096],
     warnings: LineBuf::new(),
-    file: [0; 16 * 1024],
+    file: [0; MAX_CONFIG_FILE_BYTES],
 });
 /// At most this many diagnostics are kept for the warning text.
 const MAX_DIAGNOSTICS: usize = 16;
@@ -56,7 +51,11 @@ pub fn load(
         }
         count = count.saturating_add(1);
     };
-    let env = EnvView::collect(env, &mut report);
+    let mut outside = Outside::default();
+    let env = EnvView::collect(
+        env.inspect(|&(name, value)| outside.see(name, value)),
+        &mut report,
+    );
 
     let (path, explicit) = env.config_path(secure);
     // Loaded twice (it cannot be, but): the first load counts.
@@ -69,31 +68,28 @@ pub fn load(
         warnings,
         file: file_buf,
     } = scratch;
-    let (file, file_error) = match sys::read_file(path, path_buf, file_buf) {
-        Ok(contents) => (Some(FileView::parse(path, contents, &mut report)), None),
-        Err(libc::ENOENT) if !explicit => (None, None), // no /etc/keepalive-shim.conf: fine
-        Err(errno) => (None, Some(errno)),
+    // What the read means is config's policy, shared with `check`.
+    let read = sys::read_file(path, path_buf, file_buf).map_err(|errno| match errno {
+        libc::ENOENT => ReadError::NotFound,
+        libc::EFBIG => ReadError::TooLarge,
+        libc::EINVAL => ReadError::NotRegular, // read_file's answer for a non-regular file
+        errno => ReadError::Os(errno),
+    });
+    let file = match file_verdict(path, explicit, read) {
+        FileVerdict::Use(contents) => Some(FileView::parse(path, contents, &mut report)),
+        FileVerdict::Absent => None,
+        FileVerdict::Ignored(problem) => {
+            report(problem);
+            None
+        }
     };
     let config = resolve(&env, file.as_ref(), secure, &mut report);
     let log_file = config
         .log_file
         .and_then(|p| sys::nul_terminated(p, log_path));
-    log::init(config.log_level, log_file);
+    log::init(config.log_level, log_file, outside.journal);
     // Most processes have nothing to say: the text is only built if they do.
-    if count > 0 || file_error.is_some() {
-        if let Some(errno) = file_error {
-            warnings.put(b"cannot read the config file ");
-            keepalive_shim_config::put_escaped(warnings, path, 256);
-            if errno == libc::EFBIG {
-                warnings.put(b" (over 16 KiB)");
-            } else if errno == libc::EINVAL {
-                warnings.put(b" (not a regular file)");
-            } else {
-                warnings.put(b": errno ");
-                crate::shim::put_int(warnings, errno);
-            }
-            warnings.put(b"; it is ignored\n");
-        }
+    if count > 0 {
         for d in diagnostics.iter().flatten() {
             d.write(&config, warnings);
             warnings.put(b"\n");
@@ -101,13 +97,66 @@ pub fn load(
         if count > MAX_DIAGNOSTICS {
             warnings.put(b"more configuration problems; see keepalive-shim check\n");
         }
-        WARNINGS.set(&*warnings);
+        log::keep_warnings(warnings.as_bytes());
     }
 
     // The config path's buffer is free again: it holds the executable's path.
     if config.enabled && program_allowed(&config, argc, argv, path_buf) {
         plan::set(Plan::new(&config));
+        shim::inherited(outside.inherited_fds());
     }
+}
+
+/// What the constructor reads from variables that are not ours.
+#[derive(Default)]
+struct Outside {
+    /// `JOURNAL_STREAM=DEV:INODE`: systemd connected fd 2 to the journal.
+    journal: Option<(u64, u64)>,
+    /// `LISTEN_FDS=N` (sockets passed from fd 3 on) and `LISTEN_PID`, the
+    /// process they are meant for (sd_listen_fds(3)).
+    listen_fds: Option<u64>,
+    listen_pid: Option<u64>,
+}
+
+impl Outside {
+    fn see(&mut self, name: &[u8], value: &[u8]) {
+        match name {
+            b"JOURNAL_STREAM" => {
+                let mut parts = value.splitn(2, |&b| b == b':');
+                if let (Some(dev), Some(ino)) = (parts.next(), parts.next()) {
+                    self.journal = decimal(dev).zip(decimal(ino));
+                }
+            }
+            b"LISTEN_FDS" => self.listen_fds = decimal(value),
+            b"LISTEN_PID" => self.listen_pid = decimal(value),
+            _ => {}
+        }
+    }
+
+    /// The descriptors a parent may have handed over already connected:
+    /// stdin/stdout/stderr (inetd, systemd `Accept=yes`) and the
+    /// `LISTEN_FDS` range when it is meant for this process.
+    fn inherited_fds(&self) -> core::ops::Range<c_int> {
+        let pid = u64::try_from(sys::getpid()).ok();
+        let n = match (self.listen_fds, self.listen_pid) {
+            (Some(n), None) => n,
+            (Some(n), Some(p)) if Some(p) == pid => n,
+            _ => 0,
+        };
+        // Bounded: a bogus LISTEN_FDS must not make the constructor slow.
+        let n = c_int::try_from(n.min(1024)).unwrap_or(0);
+        0..n.saturating_add(3)
+    }
+}
+
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let digit = char::from(b).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
@@ -118,26 +167,11 @@ fn program_allowed(
     argv: *const *const c_char,
     exe_buf: &mut [u8],
 ) -> bool {
-    if config.programs.names().is_empty() {
+    if !config.programs.is_set() {
         return true;
     }
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);
     // SAFETY: the constructor's argc/argv.
     let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
     config.program_allowed(&[exe, arg0])
-}
-
-/// Prints the configuration warnings, the first time a TCP socket is seen.
-pub fn warn_once() {
-    let Some(text) = WARNINGS.get() else { return };
-    if WARNED.load(Ordering::Relaxed) || WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    for warning in text
-        .as_bytes()
-        .split(|&b| b == b'\n')
-        .filter(|w| !w.is_empty())
-    {
-        log::line(Level::Warn, |b| b.put(warning));
-    }
 }

@@ -2,35 +2,49 @@
 
 use core::ffi::c_int;
 
-use keepalive_shim_config::{Config, Filters, Mode, SockAddr};
+use keepalive_shim_config::{Config, Filters, Mode, SockAddr, UserTimeout};
 
 use crate::once::InitOnce;
 use crate::options::{Opt, OptSet};
 
 /// The configuration as the hooks need it, fixed at load.
 pub struct Plan {
-    /// The value of each [`Opt`], by index; `None`: the shim leaves it alone.
-    values: [Option<c_int>; 5],
+    /// The value of each [`Opt`], by index; `None`: the shim leaves it alone
+    /// (or, for `TCP_USER_TIMEOUT` with `auto_user_timeout`, computes it per
+    /// socket).
+    values: [Option<c_int>; Opt::ALL.len()],
+    /// `KEEPALIVE_SHIM_USER_TIMEOUT=auto`: (idle + interval x count) s from
+    /// each socket's effective values.
+    pub auto_user_timeout: bool,
     pub mode: Mode,
     filters: Filters,
 }
 
 impl Plan {
     pub fn new(c: &Config<'_>) -> Plan {
-        let secs = |s: u32| c_int::try_from(s).ok();
+        let int = |s: u32| c_int::try_from(s).ok();
+        let mut values = [None; Opt::ALL.len()];
+        for (slot, opt) in values.iter_mut().zip(Opt::ALL) {
+            *slot = match opt {
+                Opt::KeepAlive => Some(1),
+                Opt::Idle => int(c.idle_s),
+                Opt::Interval => int(c.interval_s),
+                Opt::Count => int(c.count),
+                Opt::UserTimeout => match c.user_timeout {
+                    UserTimeout::Millis(ms) => int(ms),
+                    UserTimeout::Off | UserTimeout::Auto => None,
+                },
+            };
+        }
         Plan {
-            values: [
-                Some(1),
-                secs(c.idle_s),
-                secs(c.interval_s),
-                secs(c.count),
-                c.user_timeout_ms().and_then(|ms| c_int::try_from(ms).ok()),
-            ],
+            values,
+            auto_user_timeout: c.user_timeout == UserTimeout::Auto,
             mode: c.mode,
             filters: c.filters(),
         }
     }
 
+    /// The fixed value the shim sets for `opt`, if any.
     pub fn value(&self, opt: Opt) -> Option<c_int> {
         self.values.get(opt as usize).copied().flatten()
     }

@@ -1,39 +1,47 @@
 //! What happens to a socket: classify it, decide, apply the options, log.
 //!
-//! Called by the hooks after (or, for `connect`/`listen`, before) the real
-//! call. It never fails, and it restores errno around anything that could
-//! change it, so the program sees exactly the result and errno of its own
-//! call.
+//! Called by the hooks around the real call. It never fails, never reads
+//! memory through a pointer the program passed (addresses are copied with
+//! [`sys::ProgramAddress`], which cannot fault), and restores errno around
+//! anything that could change it, so the program sees exactly the result
+//! and errno of its own call.
 //!
 //! When the options go on:
 //! - No destination filters: at `socket()`, so that whatever the program sets
 //!   afterwards stands ("respect" mode).
-//! - With `KEEPALIVE_SHIM_INCLUDE`/`EXCLUDE`: at `connect()`, matched on the
-//!   destination, minus the options the program already set through
-//!   `setsockopt()` in respect mode.
-//! - A TCP socket that reaches `connect()` without passing through our
-//!   `socket()` (inherited, or opened before the library loaded) is
-//!   classified and handled there, once.
+//! - With `KEEPALIVE_SHIM_INCLUDE`/`EXCLUDE`: in the call that connects
+//!   (`connect()`, or `sendto()`/`sendmsg()` with `MSG_FASTOPEN`), matched on
+//!   the destination, minus the options the program already set in respect
+//!   mode.
+//! - A TCP socket the `socket()` hook never saw (a raw syscall, inherited,
+//!   or on a descriptor number that changed identity without `close()`) is
+//!   classified in the first hook that sees it, once.
+//! - Connected sockets a parent handed over (inetd, systemd `Accept=yes`,
+//!   `LISTEN_FDS`): at load, see [`inherited`].
 //! - Servers: without filters, the listening socket has the options from
 //!   `socket()` and accepted connections inherit them (Linux copies them);
 //!   `accept()` only records that, for logging and force mode. With filters,
 //!   each accepted connection is decided at `accept()` on the local address
-//!   the client reached. A listening socket the shim never saw (socket
-//!   activation) is classified at `listen()` or its first `accept()`.
+//!   the client reached.
 //!
-//! In force mode, a program's `setsockopt()` of a managed option succeeds as
-//! usual, and the shim then sets its own value again.
+//! `TCP_USER_TIMEOUT=auto` is computed per socket from its effective idle,
+//! interval and count, the program's own included, and recomputed when the
+//! program changes one of them later; a program's own `TCP_USER_TIMEOUT`
+//! always stands.
+//!
+//! Log lines state the socket's options as the kernel reports them when the
+//! line is written. A line is written once the connection is on its way
+//! (the connect succeeded, or is in progress); a refused connect gets none.
 
 use core::ffi::c_int;
 
-use keepalive_shim_config::{Level, Mode, Sink, SockAddr};
+use keepalive_shim_config::{Level, Mode, Sink, SockAddr, UserTimeout};
 
 use crate::fd_table::{self, FdState};
-use crate::load;
-use crate::log::{self, Line};
+use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
 use crate::plan::{self, Plan};
-use crate::sys::{self, Destination, ErrnoGuard, OptionValue};
+use crate::sys::{self, ErrnoGuard, ProgramAddress};
 
 fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
     matches!(domain, libc::AF_INET | libc::AF_INET6)
@@ -48,17 +56,20 @@ pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
         return;
     }
     if !is_tcp(domain, ty, protocol) {
-        return fd_table::store(fd, FdState::NOT_TCP);
+        // Whatever the number held before is gone; what it is now is
+        // checked if it ever reaches connect().
+        return fd_table::forget(fd);
     }
     let _errno = ErrnoGuard::save();
-    load::warn_once();
+    log::warn_once();
+    let fresh = sys::socket_inode(fd).map_or(FdState::unseen(0), FdState::unseen);
     if plan.has_filters() {
-        // The destination decides, at connect() or listen().
-        return fd_table::store(fd, FdState::UNDECIDED_TCP);
+        // The destination decides, in the call that connects.
+        return fd_table::store(fd, fresh.as_undecided_tcp());
     }
-    let applied = apply(plan, fd, OptSet::EMPTY);
-    fd_table::store(fd, FdState::decided(applied, OptSet::EMPTY));
-    if fd_table::get(fd).is_none() {
+    let applied = apply(plan, fd, OptSet::EMPTY, OptSet::EMPTY);
+    fd_table::store(fd, fresh.as_decided(applied, OptSet::EMPTY));
+    if fd_table::current(fd).is_none() {
         // No slot to keep the line for connect(): log it now, without a peer.
         log_socket(plan, fd, Role::Unknown, applied, OptSet::EMPTY);
     }
@@ -70,37 +81,135 @@ enum Role {
     Peer(Option<SockAddr>),
     Listen(Option<SockAddr>),
     Accepted(Option<SockAddr>),
+    /// Handed over by the parent, already connected.
+    Inherited(Option<SockAddr>),
     /// Closed without connect() or listen().
     Unconnected,
     /// Beyond the descriptor table: logged at socket(), before any peer.
     Unknown,
 }
 
-/// Before the real `connect()`, so that the options are in place before
-/// the SYN leaves.
-pub fn before_connect(fd: c_int, dest: Destination) {
+/// The slot of a socket a hook sees, classified if no hook has seen it
+/// before (a raw syscall, inherited, or a number that changed identity):
+/// `None` unless it is a TCP socket.
+fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
+    if state.seen() {
+        return state.tcp().then_some(state);
+    }
+    let _errno = ErrnoGuard::save();
+    if !socket_is_tcp(fd) {
+        fd_table::store(fd, state.as_not_tcp());
+        return None;
+    }
+    log::warn_once();
+    let state = state.as_undecided_tcp();
+    fd_table::store(fd, state);
+    Some(state)
+}
+
+/// What [`before_connect`] leaves for [`after_connect`].
+#[derive(Clone, Copy)]
+pub struct Connecting {
+    tcp: bool,
+    dest: Option<SockAddr>,
+}
+
+/// Before the call that connects (`connect()`, or a `sendto()`/`sendmsg()`
+/// with `MSG_FASTOPEN`), so that the options are in place before the SYN.
+pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
+    let none = Connecting {
+        tcp: false,
+        dest: None,
+    };
+    let Some(plan) = plan::get() else { return none };
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
+        return none;
+    };
+    let mut dest = None;
+    if !state.is_decided() {
+        let _errno = ErrnoGuard::save();
+        if plan.has_filters() {
+            dest = address.read();
+        }
+        let program = state.program_set();
+        let applied = if plan.applies_to(dest) {
+            apply(plan, fd, plan.skip(program), program)
+        } else {
+            OptSet::EMPTY
+        };
+        fd_table::decide(fd, applied);
+    }
+    Connecting { tcp: true, dest }
+}
+
+/// After the call that connects; `ok` is its success. The socket's line is
+/// written once its connection is established, never for an attempt that
+/// failed. A non-blocking connect still on its way (EINPROGRESS) gets its
+/// line when the program learns the outcome (`getsockopt(SO_ERROR)`, see
+/// [`program_got_option`], or a later `connect()` that reports EISCONN), or
+/// at `close()` if it was connected by then.
+pub fn after_connect(fd: c_int, c: Connecting, ok: bool, address: ProgramAddress) {
+    if !c.tcp || !log::enabled(Level::Info) {
+        return;
+    }
     let Some(plan) = plan::get() else { return };
-    let Some(mut state) = fd_table::get(fd) else {
+    let errno = sys::errno();
+    let _errno = ErrnoGuard::save();
+    if ok || errno == libc::EISCONN {
+        log_connected(plan, fd, c.dest.or_else(|| address.read()));
+    } else if !matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EINTR) {
+        connect_failed(fd, errno);
+    }
+}
+
+/// The socket's line, if still due, now that it is connected.
+fn log_connected(plan: &Plan, fd: c_int, dest: Option<SockAddr>) {
+    if fd_table::take_log_pending(fd) {
+        if let Some(state) = fd_table::get(fd) {
+            log_state(
+                plan,
+                fd,
+                Role::Peer(dest.or_else(|| peer_address(fd))),
+                state,
+            );
+        }
+    }
+}
+
+fn connect_failed(fd: c_int, errno: c_int) {
+    log::line(Level::Debug, |b| {
+        put_fd(b, fd);
+        b.put(b" connect failed: errno ");
+        put_int(b, errno);
+        b.put(b"; no line for this attempt");
+    });
+}
+
+/// After a successful `getsockopt()` by the program: `SO_ERROR` is how a
+/// program learns whether its non-blocking connect worked. The value is
+/// copied from the program's buffer without trusting the pointer (reading
+/// `SO_ERROR` ourselves would clear it).
+pub fn program_got_option(fd: c_int, level: c_int, name: c_int, value: *const c_int) {
+    if level != libc::SOL_SOCKET || name != libc::SO_ERROR || !log::enabled(Level::Info) {
+        return;
+    }
+    let Some(plan) = plan::get() else { return };
+    let _errno = ErrnoGuard::save();
+    let Some(state) = fd_table::current(fd) else {
         return;
     };
-    if !state.seen() {
-        // Not created through our socket(): find out what it is, once.
-        match dest.family() {
-            Some(libc::AF_INET | libc::AF_INET6) => {}
-            Some(_) => return fd_table::store(fd, FdState::NOT_TCP),
-            None => return,
-        }
-        let _errno = ErrnoGuard::save();
-        if !socket_is_tcp(fd) {
-            return fd_table::store(fd, FdState::NOT_TCP);
-        }
-        load::warn_once();
-        state = state.as_undecided_tcp();
-    }
-    if !state.tcp() {
+    if !(state.tcp() && state.log_pending()) {
         return;
     }
-    settle(plan, fd, state, || dest.read(), Role::Peer);
+    match sys::program_int(value) {
+        Some(0) => {
+            if let Some(peer) = peer_address(fd) {
+                log_connected(plan, fd, Some(peer));
+            }
+        }
+        Some(errno) => connect_failed(fd, errno),
+        None => {}
+    }
 }
 
 /// Before the real `listen()`. Without filters the listening socket has had
@@ -109,41 +218,29 @@ pub fn before_connect(fd: c_int, dest: Destination) {
 /// [`accepted`]), so the listening socket itself is left alone.
 pub fn before_listen(fd: c_int) {
     let Some(plan) = plan::get() else { return };
-    let Some(state) = fd_table::get(fd) else {
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return;
     };
-    let state = if state.seen() {
-        state
-    } else {
-        // Inherited, or created before the library loaded: classify it once.
-        let _errno = ErrnoGuard::save();
-        if !socket_is_tcp(fd) {
-            return fd_table::store(fd, FdState::NOT_TCP);
-        }
-        load::warn_once();
-        let state = state.as_undecided_tcp();
-        fd_table::store(fd, state);
-        state
-    };
-    if !state.tcp() {
-        return;
-    }
     if plan.has_filters() {
         return log_per_connection(fd);
     }
-    settle(
-        plan,
-        fd,
-        state,
-        || sys::socket_address(fd, false),
-        Role::Listen,
-    );
+    let _errno = ErrnoGuard::save();
+    if !state.is_decided() {
+        let program = state.program_set();
+        let applied = apply(plan, fd, plan.skip(program), program);
+        fd_table::decide(fd, applied);
+    }
+    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+        if let Some(state) = fd_table::get(fd) {
+            log_state(plan, fd, Role::Listen(local_address(fd)), state);
+        }
+    }
 }
 
 fn log_per_connection(fd: c_int) {
     if log::enabled(Level::Debug) {
         let _errno = ErrnoGuard::save();
-        let local = sys::socket_address(fd, false);
+        let local = local_address(fd);
         log::line(Level::Debug, |b| {
             put_fd(b, fd);
             if let Some(a) = local {
@@ -152,34 +249,6 @@ fn log_per_connection(fd: c_int) {
             }
             b.put(b" filters: decided per accepted connection, on the address it was reached at");
         });
-    }
-}
-
-/// Decides and applies (if not done yet) and writes the socket's one line.
-fn settle(
-    plan: &Plan,
-    fd: c_int,
-    state: FdState,
-    address: impl Fn() -> Option<SockAddr>,
-    role: fn(Option<SockAddr>) -> Role,
-) {
-    // The common case (decided at socket(), not logging) makes no call at all.
-    let (applied, program) = if state.is_decided() {
-        (state.applied(), state.program_set())
-    } else {
-        let _errno = ErrnoGuard::save();
-        let program = state.program_set();
-        let applied = if plan.applies_to(address()) {
-            apply(plan, fd, plan.skip(program))
-        } else {
-            OptSet::EMPTY
-        };
-        fd_table::decide(fd, applied);
-        (applied, program)
-    };
-    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
-        let _errno = ErrnoGuard::save();
-        log_socket(plan, fd, role(address()), applied, program);
     }
 }
 
@@ -195,45 +264,35 @@ pub fn accepted(listener: c_int, conn: c_int) {
     if conn < 0 {
         return;
     }
-    let Some(mut state) = fd_table::get(listener) else {
+    let Some(before) = fd_table::current(listener) else {
         return;
     };
     let _errno = ErrnoGuard::save();
-    if !state.seen() {
-        // A listening socket handed over already listening (socket
-        // activation, exec-based restarts): classify it once.
-        if !socket_is_tcp(listener) {
-            fd_table::store(listener, FdState::NOT_TCP);
-            return fd_table::store(conn, FdState::NOT_TCP);
-        }
-        load::warn_once();
-        state = state.as_undecided_tcp();
-        fd_table::store(listener, state);
-        if !plan.has_filters() {
-            // Configure the listener for the connections still to come; this
-            // one was created without the options, so it gets them directly.
-            let applied = apply(plan, listener, plan.skip(state.program_set()));
-            fd_table::decide(listener, applied);
-            fd_table::mark_late(listener);
-            if log::enabled(Level::Info) && fd_table::take_log_pending(listener) {
-                let local = sys::socket_address(listener, false);
-                log_socket(
-                    plan,
-                    listener,
-                    Role::Listen(local),
-                    applied,
-                    state.program_set(),
-                );
-            }
-            return configure_connection(plan, conn, state.program_set(), true);
-        }
-    }
-    if !state.tcp() {
-        return fd_table::store(conn, FdState::NOT_TCP);
-    }
+    let Some(state) = tcp_state(listener, before) else {
+        return;
+    };
+    let Some(fresh) = fd_table::current(conn) else {
+        return;
+    };
     if plan.has_filters() {
-        let applies = plan.applies_to(sys::socket_address(conn, false));
-        return configure_connection(plan, conn, state.program_set(), applies);
+        let applies = plan.applies_to(local_address(conn));
+        return configure_connection(plan, conn, fresh, state.program_set(), applies);
+    }
+    if !state.is_decided() {
+        // A listening socket handed over already listening (socket
+        // activation, exec-based restarts): configure it for the
+        // connections still to come; this one and any already queued were
+        // created without the options, so they get them directly.
+        let program = state.program_set();
+        let applied = apply(plan, listener, plan.skip(program), program);
+        fd_table::decide(listener, applied);
+        fd_table::mark_late(listener);
+        if log::enabled(Level::Info) && fd_table::take_log_pending(listener) {
+            if let Some(state) = fd_table::get(listener) {
+                log_state(plan, listener, Role::Listen(local_address(listener)), state);
+            }
+        }
+        return configure_connection(plan, conn, fresh, program, true);
     }
     // Inherited: what the listener had from the shim, the connection has too;
     // options the program set on the listener are the program's on it too.
@@ -241,87 +300,229 @@ pub fn accepted(listener: c_int, conn: c_int) {
     if state.is_late() && sys::get_int_option(conn, libc::SOL_SOCKET, libc::SO_KEEPALIVE) == Some(0)
     {
         // Completed its handshake before the listener was configured.
-        return configure_connection(plan, conn, program, true);
+        return configure_connection(plan, conn, fresh, program, true);
     }
-    record_connection(plan, conn, applied, program);
+    record_connection(
+        plan,
+        conn,
+        fresh.as_decided(applied, program),
+        Role::Accepted,
+    );
 }
 
-/// Applies the options (if `applies`) to an accepted connection itself.
-fn configure_connection(plan: &Plan, conn: c_int, program: OptSet, applies: bool) {
+/// Applies the options (if `applies`) to a connection itself.
+fn configure_connection(plan: &Plan, conn: c_int, fresh: FdState, program: OptSet, applies: bool) {
     let applied = if applies {
-        apply(plan, conn, plan.skip(program))
+        apply(plan, conn, plan.skip(program), program)
     } else {
         OptSet::EMPTY
     };
-    record_connection(plan, conn, applied, program);
+    record_connection(
+        plan,
+        conn,
+        fresh.as_decided(applied, program),
+        Role::Accepted,
+    );
 }
 
-/// Stores an accepted connection's state and writes its one line.
-fn record_connection(plan: &Plan, conn: c_int, applied: OptSet, program: OptSet) {
-    fd_table::store(conn, FdState::decided(applied, program));
+/// Stores a connection's state and writes its one line.
+fn record_connection(plan: &Plan, conn: c_int, state: FdState, role: fn(Option<SockAddr>) -> Role) {
+    fd_table::store(conn, state);
     if log::enabled(Level::Info) && fd_table::take_log_pending(conn) {
-        let peer = sys::socket_address(conn, true);
-        log_socket(plan, conn, Role::Accepted(peer), applied, program);
+        log_state(plan, conn, role(peer_address(conn)), state);
     }
 }
 
-/// Before `close()`. A socket the shim changed that never connected or
-/// listened gets its one line now.
+/// At load: connected TCP sockets the parent handed over in `fds` (inetd's
+/// and systemd `Accept=yes`'s fds 0-2, the `LISTEN_FDS` range) are
+/// configured now, since no hook will ever see them connect. Filters decide
+/// them on their local address, as accepted connections. In respect mode an
+/// option whose value differs from a fresh socket's counts as the
+/// program's own. Listening sockets there are configured too.
+pub fn inherited(fds: core::ops::Range<c_int>) {
+    let Some(plan) = plan::get() else { return };
+    let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
+    // inetd hands one connection over as fds 0, 1 and 2: configure and log
+    // it once.
+    let mut done = [0u32; 4];
+    for fd in fds {
+        // One fstat() per descriptor: most are terminals, pipes or files.
+        let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
+            continue;
+        };
+        if done.contains(&state.inode()) {
+            continue;
+        }
+        if let Some(free) = done.iter_mut().find(|i| **i == 0) {
+            *free = state.inode();
+        }
+        if sys::is_listening(fd) {
+            if plan.has_filters() {
+                continue;
+            }
+            let program = state.program_set();
+            let applied = apply(plan, fd, plan.skip(program), program);
+            fd_table::store(fd, state.as_decided(applied, program));
+            fd_table::mark_late(fd);
+            if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+                if let Some(state) = fd_table::get(fd) {
+                    log_state(plan, fd, Role::Listen(local_address(fd)), state);
+                }
+            }
+            continue;
+        }
+        let Some(peer) = peer_address(fd) else {
+            continue; // not connected
+        };
+        let defaults = defaults.get_or_insert_with(|| {
+            let mut d = [0; Opt::ALL.len()];
+            if !sys::kernel_defaults(&mut d, Opt::ALL.into_iter().map(Opt::sockopt)) {
+                // Unknown defaults: only SO_KEEPALIVE and TCP_USER_TIMEOUT
+                // (both 0 on a fresh socket) can be judged.
+                d = [0, -1, -1, -1, 0];
+            }
+            d
+        });
+        let mut program = state.program_set();
+        for (opt, &default) in Opt::ALL.iter().zip(defaults.iter()) {
+            let (level, name) = opt.sockopt();
+            if default >= 0 && sys::get_int_option(fd, level, name).is_some_and(|v| v != default) {
+                program = program.with(*opt);
+            }
+        }
+        let applies = plan.applies_to(local_address(fd));
+        let applied = if applies {
+            apply(plan, fd, plan.skip(program), program)
+        } else {
+            OptSet::EMPTY
+        };
+        let state = state.as_decided(applied, program);
+        fd_table::store(fd, state);
+        if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
+            log_state(plan, fd, Role::Inherited(Some(peer)), state);
+        }
+    }
+}
+
+/// Before `close()`. A socket whose line is still due gets it now: as a
+/// connection if it is connected (a non-blocking connect whose outcome the
+/// shim did not see), else at debug level as one that never connected.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
-    if log::enabled(Level::Info) && fd_table::take_log_pending(fd) {
-        if let Some(state) = fd_table::get(fd) {
-            let _errno = ErrnoGuard::save();
-            log_socket(
-                plan,
-                fd,
-                Role::Unconnected,
-                state.applied(),
-                state.program_set(),
-            );
+    if log::enabled(Level::Info) {
+        if let Some(state) = fd_table::current(fd) {
+            if state.tcp() && state.log_pending() {
+                let _errno = ErrnoGuard::save();
+                match peer_address(fd) {
+                    Some(peer) => log_connected(plan, fd, Some(peer)),
+                    None if fd_table::take_log_pending(fd) => {
+                        log_state(plan, fd, Role::Unconnected, state)
+                    }
+                    None => {}
+                }
+            }
         }
     }
     fd_table::forget(fd);
 }
 
-/// After a successful `setsockopt()` by the program.
-pub fn program_set_option(fd: c_int, level: c_int, name: c_int, value: OptionValue) {
+/// After a successful `setsockopt()` by the program. The value it set is
+/// read back from the kernel, never through the program's pointer.
+pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let Some(plan) = plan::get() else { return };
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
-    fd_table::mark_program_set(fd, OptSet::EMPTY.with(opt));
-    if plan.mode != Mode::Force {
-        return;
-    }
-    let Some(state) = fd_table::get(fd) else {
+    let Some(state) = fd_table::current(fd) else {
         return;
     };
-    let Some(ours) = plan.value(opt) else { return };
-    // Only sockets the shim manages; before the decision, connect() applies
-    // every option anyway.
-    if !(state.is_decided() && state.applied().contains(opt)) {
+    let Some(before) = fd_table::mark_program_set(fd, opt) else {
         return;
-    }
-    let theirs = value.read();
-    if theirs == Some(ours) {
-        return;
-    }
+    };
     let _errno = ErrnoGuard::save();
     let (level, name) = opt.sockopt();
-    if sys::set_int_option(fd, level, name, ours).is_ok() {
-        log::line(Level::Info, |b| {
-            put_fd(b, fd);
-            b.put(b" force: kept ");
-            put_option(b, opt, ours);
-            b.put(b" (the program set ");
-            match theirs {
-                Some(v) => put_int(b, v),
-                None => b.put(b"?"),
+    let theirs = sys::get_int_option(fd, level, name);
+    let first = !before.program_set().contains(opt);
+    if plan.mode == Mode::Force && first {
+        fd_table::record_program_value(fd, opt, theirs);
+    }
+    // Before the decision, the call that connects takes the program's
+    // options into account.
+    if !(state.tcp() && state.is_decided()) {
+        return;
+    }
+    match plan.mode {
+        Mode::Force => {
+            let Some(ours) = plan.value(opt) else {
+                // Not ours to keep: an `auto` user timeout gives way to the
+                // program's own.
+                return;
+            };
+            if !state.applied().contains(opt) || theirs == Some(ours) {
+                return;
             }
-            b.put(b")");
+            if sys::set_int_option(fd, level, name, ours).is_ok() && first {
+                log::line(Level::Info, |b| {
+                    put_fd(b, fd);
+                    b.put(b" force: kept ");
+                    put_option(b, opt, ours);
+                    b.put(b" (the program set ");
+                    put_value(b, theirs);
+                    b.put(b")");
+                });
+            }
+        }
+        Mode::Respect => {
+            let ours = state.applied().without(state.program_set());
+            if first && ours.contains(opt) && !before.log_pending() && theirs != plan.value(opt) {
+                // The socket's line already claimed this option as ours,
+                // with another value.
+                log::line(Level::Info, |b| {
+                    put_fd(b, fd);
+                    b.put(b" the program set ");
+                    b.put(opt.name().as_bytes());
+                    b.put(b"=");
+                    put_value(b, theirs);
+                    b.put(b" itself; its value stands");
+                });
+            }
+            if matches!(opt, Opt::Idle | Opt::Interval | Opt::Count)
+                && plan.auto_user_timeout
+                && ours.contains(Opt::UserTimeout)
+            {
+                refresh_auto_user_timeout(fd);
+            }
+        }
+    }
+}
+
+/// Sets `TCP_USER_TIMEOUT` again from the socket's effective values, after
+/// the program changed one of them.
+fn refresh_auto_user_timeout(fd: c_int) {
+    let Some(ms) = auto_user_timeout(fd) else {
+        return;
+    };
+    let (level, name) = Opt::UserTimeout.sockopt();
+    if sys::get_int_option(fd, level, name) != Some(ms)
+        && sys::set_int_option(fd, level, name, ms).is_ok()
+    {
+        log::line(Level::Debug, |b| {
+            put_fd(b, fd);
+            b.put(b" auto: ");
+            put_option(b, Opt::UserTimeout, ms);
+            b.put(b" from the socket's idle, interval and count");
         });
     }
+}
+
+/// `auto`: (idle + interval x count) s in ms, from what the socket has now.
+fn auto_user_timeout(fd: c_int) -> Option<c_int> {
+    let get = |opt: Opt| {
+        let (level, name) = opt.sockopt();
+        sys::get_int_option(fd, level, name).and_then(|v| u32::try_from(v).ok())
+    };
+    let ms = UserTimeout::auto_ms(get(Opt::Idle)?, get(Opt::Interval)?, get(Opt::Count)?);
+    c_int::try_from(ms).ok()
 }
 
 fn socket_is_tcp(fd: c_int) -> bool {
@@ -336,41 +537,69 @@ fn socket_is_tcp(fd: c_int) -> bool {
     }
 }
 
-/// Sets every planned option not in `skip`; returns those that took.
-/// The caller restores errno.
-fn apply(plan: &Plan, fd: c_int, skip: OptSet) -> OptSet {
+/// Sets every planned option not in `skip`; returns those that took. An
+/// `auto` user timeout comes last, from the socket's effective values, and
+/// never where the program set its own (`program`). The caller restores
+/// errno.
+fn apply(plan: &Plan, fd: c_int, skip: OptSet, program: OptSet) -> OptSet {
     let mut applied = OptSet::EMPTY;
     for opt in Opt::ALL {
         let Some(value) = plan.value(opt) else {
             continue;
         };
-        if skip.contains(opt) {
-            continue;
+        if !skip.contains(opt) && set(fd, opt, value) {
+            applied = applied.with(opt);
         }
-        let (level, name) = opt.sockopt();
-        match sys::set_int_option(fd, level, name, value) {
-            Ok(()) => applied = applied.with(opt),
-            Err(errno) => log::line(Level::Debug, |b| {
-                put_fd(b, fd);
-                b.put(b" could not set ");
-                put_option(b, opt, value);
-                b.put(b": errno ");
-                put_int(b, errno);
-            }),
+    }
+    if plan.auto_user_timeout && !program.contains(Opt::UserTimeout) {
+        if let Some(ms) = auto_user_timeout(fd) {
+            if set(fd, Opt::UserTimeout, ms) {
+                applied = applied.with(Opt::UserTimeout);
+            }
         }
     }
     applied
 }
 
+fn set(fd: c_int, opt: Opt, value: c_int) -> bool {
+    let (level, name) = opt.sockopt();
+    match sys::set_int_option(fd, level, name, value) {
+        Ok(()) => true,
+        Err(errno) => {
+            log::line(Level::Debug, |b| {
+                put_fd(b, fd);
+                b.put(b" could not set ");
+                put_option(b, opt, value);
+                b.put(b": errno ");
+                put_int(b, errno);
+            });
+            false
+        }
+    }
+}
+
+fn local_address(fd: c_int) -> Option<SockAddr> {
+    sys::socket_address(fd, sys::End::Local)
+}
+
+fn peer_address(fd: c_int) -> Option<SockAddr> {
+    sys::socket_address(fd, sys::End::Peer)
+}
+
+fn log_state(plan: &Plan, fd: c_int, role: Role, state: FdState) {
+    log_socket(plan, fd, role, state.applied(), state.program_set());
+}
+
 /// The one line per socket: at info if the shim changed something, else at
 /// debug (every option failed, was the program's, or a filter left the
-/// socket alone).
+/// socket alone). Sockets that never carried a connection are debug only.
+/// Values are the kernel's, read back now.
 fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptSet) {
     let ours = match plan.mode {
         Mode::Respect => applied.without(program),
         Mode::Force => applied,
     };
-    let level = if ours.is_empty() {
+    let level = if ours.is_empty() || matches!(role, Role::Unconnected) {
         Level::Debug
     } else {
         Level::Info
@@ -381,6 +610,7 @@ fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptS
             Role::Peer(a) => (b" peer=", a),
             Role::Listen(a) => (b" listen=", a),
             Role::Accepted(a) => (b" accepted=", a),
+            Role::Inherited(a) => (b" inherited peer=", a),
             Role::Unconnected => {
                 b.put(b" unconnected");
                 (b"", None)
@@ -394,21 +624,32 @@ fn log_socket(plan: &Plan, fd: c_int, role: Role, applied: OptSet, program: OptS
         if applied.is_empty() && plan.has_filters() {
             b.put(b" left alone (filters)");
         }
-        for opt in Opt::ALL {
-            if let (true, Some(value)) = (ours.contains(opt), plan.value(opt)) {
-                b.put(b" ");
-                put_option(b, opt, value);
-            }
+        for opt in Opt::ALL.into_iter().filter(|&o| ours.contains(o)) {
+            let (level, name) = opt.sockopt();
+            b.put(b" ");
+            b.put(opt.name().as_bytes());
+            b.put(b"=");
+            put_value(b, sys::get_int_option(fd, level, name));
         }
         if log::enabled(Level::Debug) && !program.is_empty() {
             b.put(b" program-set:");
             for opt in Opt::ALL.into_iter().filter(|&o| program.contains(o)) {
-                let (level, name) = opt.sockopt();
+                let value = match plan.mode {
+                    // The kernel holds the program's value...
+                    Mode::Respect => {
+                        let (level, name) = opt.sockopt();
+                        sys::get_int_option(fd, level, name)
+                    }
+                    // ...or, where force mode put ours back, it was kept.
+                    Mode::Force => fd_table::program_value(fd, opt).or_else(|| {
+                        let (level, name) = opt.sockopt();
+                        sys::get_int_option(fd, level, name).filter(|_| !applied.contains(opt))
+                    }),
+                };
                 b.put(b" ");
-                match sys::get_int_option(fd, level, name) {
-                    Some(v) => put_option(b, opt, v),
-                    None => b.put(opt.name().as_bytes()),
-                }
+                b.put(opt.name().as_bytes());
+                b.put(b"=");
+                put_value(b, value);
             }
         }
     });
@@ -425,9 +666,9 @@ fn put_option(b: &mut Line, opt: Opt, value: c_int) {
     put_int(b, value);
 }
 
-pub fn put_int(b: &mut impl Sink, n: c_int) {
-    if n < 0 {
-        b.put(b"-");
+fn put_value(b: &mut Line, value: Option<c_int>) {
+    match value {
+        Some(v) => put_int(b, v),
+        None => b.put(b"?"),
     }
-    keepalive_shim_config::put_u64(b, u64::from(n.unsigned_abs()));
 }

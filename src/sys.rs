@@ -113,6 +113,8 @@ real_functions! {
         = libc::SYS_connect, hook: crate::hooks::connect;
     setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
         = libc::SYS_setsockopt, hook: crate::hooks::setsockopt;
+    getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int
+        = libc::SYS_getsockopt, hook: crate::hooks::getsockopt;
     listen(fd: c_int, backlog: c_int) -> c_int
         = libc::SYS_listen, hook: crate::hooks::listen;
     accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int
@@ -121,49 +123,39 @@ real_functions! {
         = libc::SYS_accept4, hook: crate::hooks::accept4;
     close(fd: c_int) -> c_int
         = libc::SYS_close, hook: crate::hooks::close;
+    sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, addr: *const sockaddr, len: socklen_t) -> libc::ssize_t
+        = libc::SYS_sendto, hook: crate::hooks::sendto;
+    sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> libc::ssize_t
+        = libc::SYS_sendmsg, hook: crate::hooks::sendmsg;
+    sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, count: core::ffi::c_uint, flags: c_int) -> c_int
+        = libc::SYS_sendmmsg, hook: crate::hooks::sendmmsg;
 }
 
-/// The local (`getsockname`) or remote (`getpeername`) address of a socket.
-pub fn socket_address(fd: c_int, remote: bool) -> Option<SockAddr> {
+/// Which end of a connection [`socket_address`] asks for.
+#[derive(Clone, Copy)]
+pub enum End {
+    /// `getsockname()`.
+    Local,
+    /// `getpeername()`.
+    Peer,
+}
+
+/// The local or remote address of a socket.
+pub fn socket_address(fd: c_int, end: End) -> Option<SockAddr> {
     let mut storage = core::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = core::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
     let addr = storage.as_mut_ptr().cast::<sockaddr>();
-    let call = if remote {
-        libc::SYS_getpeername
-    } else {
-        libc::SYS_getsockname
+    let call = match end {
+        End::Local => libc::SYS_getsockname,
+        End::Peer => libc::SYS_getpeername,
     };
     // SAFETY: `addr` points to a sockaddr_storage of `len` bytes.
     let rc = unsafe { libc::syscall(call, fd as c_long, addr, &raw mut len) };
     if rc != 0 {
         return None;
     }
-    // SAFETY: the kernel wrote `len` bytes of a socket address there.
-    unsafe { Destination::new(addr, len) }.read()
-}
-
-/// An `int`-sized option value a program passed to `setsockopt()`.
-#[derive(Clone, Copy)]
-pub struct OptionValue {
-    value: *const c_void,
-    len: socklen_t,
-}
-
-impl OptionValue {
-    /// # Safety
-    /// `value` and `len` are what the program passed to `setsockopt()`, and
-    /// the call succeeded, so `value` points to `len` readable bytes.
-    pub unsafe fn new(value: *const c_void, len: socklen_t) -> OptionValue {
-        OptionValue { value, len }
-    }
-
-    pub fn read(&self) -> Option<c_int> {
-        if self.value.is_null() || (self.len as usize) < core::mem::size_of::<c_int>() {
-            return None;
-        }
-        // SAFETY: non-null and at least an int long (contract of `new`).
-        Some(unsafe { core::ptr::read_unaligned(self.value.cast::<c_int>()) })
-    }
+    // SAFETY: zeroed, then (partly) written by the kernel: every byte is initialised.
+    parse_sockaddr(unsafe { &storage.assume_init() }, len)
 }
 
 /// Reads a whole small regular file into `buf`. `path_buf` is scratch
@@ -187,7 +179,7 @@ pub fn read_file<'b>(
         Some(_) => Err(libc::EINVAL),
         None => Err(errno()),
     };
-    close(fd);
+    close_own(fd);
     let filled = result?;
     Ok(buf.get(..filled).unwrap_or(&[]))
 }
@@ -231,8 +223,14 @@ fn file_type(fd: c_int) -> Option<u32> {
 }
 
 const OPEN_READ: c_int = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-const OPEN_APPEND: c_int =
-    libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+// O_NONBLOCK: a FIFO as log file fails to open (ENXIO) instead of
+// blocking until a reader comes, and a full one drops the line.
+const OPEN_APPEND: c_int = libc::O_WRONLY
+    | libc::O_APPEND
+    | libc::O_CREAT
+    | libc::O_CLOEXEC
+    | libc::O_NOCTTY
+    | libc::O_NONBLOCK;
 
 /// Calls `f` with `path` as a NUL-terminated string, copied into `buf`
 /// (the default config path needs no copy). `Err(ENAMETOOLONG)` if it does
@@ -333,6 +331,7 @@ pub fn get_int_option(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
     (rc == 0).then_some(value)
 }
 
+/// The calling thread's errno.
 pub fn errno() -> c_int {
     // SAFETY: __errno_location returns this thread's errno slot, always valid.
     unsafe { *libc::__errno_location() }
@@ -367,13 +366,6 @@ pub fn getpid() -> c_int {
     unsafe { libc::syscall(libc::SYS_getpid) as c_int }
 }
 
-/// One `write()`; a short or failed write is dropped (a log line is not worth
-/// retrying inside someone else's program).
-pub fn write_once(fd: c_int, bytes: &[u8]) {
-    // SAFETY: the pointer and length describe a live slice.
-    let _ = unsafe { libc::syscall(libc::SYS_write, fd as c_long, bytes.as_ptr(), bytes.len()) };
-}
-
 /// Opens a NUL-terminated path for appending, close-on-exec.
 pub fn open_append(path: &CStr) -> Option<c_int> {
     // SAFETY: `path` is NUL-terminated; flags and mode are plain integers.
@@ -388,19 +380,17 @@ pub fn open_append(path: &CStr) -> Option<c_int> {
     c_int::try_from(fd).ok().filter(|fd| *fd >= 0)
 }
 
-pub fn close(fd: c_int) {
+/// Closes a descriptor this library opened itself (raw syscall: never
+/// through our own `close` hook).
+pub fn close_own(fd: c_int) {
     // SAFETY: only called on a descriptor this library opened itself.
-    let _ = unsafe { real::close(fd) };
+    let _ = unsafe { libc::syscall(libc::SYS_close, fd as c_long) };
 }
 
-/// `(device, inode)` of an open descriptor and whether it is a socket.
-pub fn file_identity(fd: c_int) -> Option<(u64, u64, bool)> {
+/// `(device, inode, S_IFMT bits)` of an open descriptor.
+pub fn file_identity(fd: c_int) -> Option<(u64, u64, u32)> {
     let st = fstat(fd)?;
-    Some((
-        st.st_dev,
-        st.st_ino,
-        st.st_mode & libc::S_IFMT == libc::S_IFSOCK,
-    ))
+    Some((st.st_dev, st.st_ino, st.st_mode & libc::S_IFMT))
 }
 
 /// Terminates the process with SIGABRT. Only the panic handler calls it,
@@ -409,59 +399,6 @@ pub fn file_identity(fd: c_int) -> Option<(u64, u64, bool)> {
 pub fn abort_on_impossible_panic() -> ! {
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
-}
-
-/// The address a program passed to `connect()`.
-#[derive(Clone, Copy)]
-pub struct Destination {
-    addr: *const sockaddr,
-    len: socklen_t,
-}
-
-impl Destination {
-    /// # Safety
-    /// `addr` and `len` are what the program passed to `connect()`: `addr`
-    /// points to at least `len` readable bytes (or is null).
-    pub unsafe fn new(addr: *const sockaddr, len: socklen_t) -> Destination {
-        Destination { addr, len }
-    }
-
-    /// The address family, if the buffer is large enough to hold one.
-    pub fn family(&self) -> Option<c_int> {
-        if self.addr.is_null() || (self.len as usize) < core::mem::size_of::<libc::sa_family_t>() {
-            return None;
-        }
-        // SAFETY: non-null and at least `sa_family_t` long (contract of `new`).
-        Some(c_int::from(unsafe {
-            core::ptr::read_unaligned(&raw const (*self.addr).sa_family)
-        }))
-    }
-
-    /// The IP address and port, for AF_INET and AF_INET6.
-    pub fn read(&self) -> Option<SockAddr> {
-        let len = self.len as usize;
-        match self.family()? {
-            libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
-                // SAFETY: the buffer holds a whole sockaddr_in (family and length checked).
-                let sin =
-                    unsafe { core::ptr::read_unaligned(self.addr.cast::<libc::sockaddr_in>()) };
-                Some(SockAddr {
-                    ip: Ip::V4(sin.sin_addr.s_addr.to_ne_bytes()),
-                    port: u16::from_be(sin.sin_port),
-                })
-            }
-            libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
-                // SAFETY: the buffer holds a whole sockaddr_in6 (family and length checked).
-                let sin6 =
-                    unsafe { core::ptr::read_unaligned(self.addr.cast::<libc::sockaddr_in6>()) };
-                Some(SockAddr {
-                    ip: Ip::V6(sin6.sin6_addr.s6_addr),
-                    port: u16::from_be(sin6.sin6_port),
-                })
-            }
-            _ => None,
-        }
-    }
 }
 
 /// The process's initial environment, as `NAME=value` byte pairs.
@@ -502,6 +439,309 @@ impl Iterator for Environment {
                 let (name, value) = bytes.split_at(eq);
                 return Some((name, value.get(1..).unwrap_or(&[])));
             }
+        }
+    }
+}
+
+/// The result of a raw `syscall()`: `Err(errno)` for -1, the value otherwise.
+fn check(rc: c_long) -> Result<c_long, c_int> {
+    if rc == -1 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// The inode number of the socket `fd` names now (one `fstat()`), or
+/// `None` if it is closed or not a socket. Socket inode numbers are 32-bit
+/// (sockfs takes them from `get_next_ino()`), never 0, and unique among
+/// live sockets.
+pub fn socket_inode(fd: c_int) -> Option<u32> {
+    let st = fstat(fd)?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino as u32)
+}
+
+/// Copies `len` bytes at the program's address `src` into `dst`, without
+/// ever faulting: `process_vm_readv(2)` on our own process reports an
+/// unmapped or unreadable source as an error (EFAULT) instead of a SIGSEGV.
+/// `false` if any byte could not be read, or if the call is not allowed
+/// here (a seccomp filter); the caller then treats the value as unknown.
+fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
+    if src.is_null() {
+        return false;
+    }
+    let local = libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: src.cast_mut(),
+        iov_len: dst.len(),
+    };
+    // The current pid, never a cached one: after fork() a cached pid would
+    // name the parent.
+    let pid = getpid();
+    // SAFETY: `local` describes our own writable stack buffer; the kernel
+    // checks `remote` and fails with EFAULT rather than touching it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_process_vm_readv,
+            pid as c_long,
+            &raw const local,
+            1 as c_long,
+            &raw const remote,
+            1 as c_long,
+            0 as c_long,
+        )
+    };
+    usize::try_from(rc).is_ok_and(|n| n == dst.len())
+}
+
+/// The IP address and port of a socket address the program passed (to
+/// `connect()`, `sendto()`, ...), read without trusting the pointer: `None`
+/// if it is not IPv4/IPv6, shorter than its family needs, or unreadable.
+pub fn program_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<SockAddr> {
+    let mut storage = [0u8; core::mem::size_of::<libc::sockaddr_storage>()];
+    let n = (len as usize).min(storage.len());
+    let head = storage.get_mut(..n)?;
+    if n < core::mem::size_of::<libc::sa_family_t>() || !copy_from_program(head, addr.cast()) {
+        return None;
+    }
+    // SAFETY: sockaddr_storage is plain data; every byte is initialised.
+    let st: libc::sockaddr_storage = unsafe { core::ptr::read_unaligned(storage.as_ptr().cast()) };
+    parse_sockaddr(&st, n as socklen_t)
+}
+
+/// An `int` the program's pointer points at (an option value), read
+/// without trusting the pointer.
+pub fn program_int(value: *const c_int) -> Option<c_int> {
+    let mut raw = [0u8; core::mem::size_of::<c_int>()];
+    copy_from_program(&mut raw, value.cast()).then(|| c_int::from_ne_bytes(raw))
+}
+
+/// The destination in a `msghdr` the program passed to `sendmsg()`, read
+/// without trusting any pointer.
+pub fn program_msghdr_name(msg: *const libc::msghdr) -> Option<SockAddr> {
+    let mut raw = [0u8; core::mem::size_of::<libc::msghdr>()];
+    if !copy_from_program(&mut raw, msg.cast()) {
+        return None;
+    }
+    // SAFETY: msghdr is plain data (pointers and integers); all bytes set.
+    let m: libc::msghdr = unsafe { core::ptr::read_unaligned(raw.as_ptr().cast()) };
+    program_sockaddr(m.msg_name.cast_const().cast(), m.msg_namelen)
+}
+
+/// An IPv4/IPv6 socket address of `len` valid bytes.
+fn parse_sockaddr(st: &libc::sockaddr_storage, len: socklen_t) -> Option<SockAddr> {
+    let len = len as usize;
+    let p = (st as *const libc::sockaddr_storage).cast::<u8>();
+    match c_int::from(st.ss_family) {
+        libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `st` holds at least a whole sockaddr_in.
+            let sin = unsafe { core::ptr::read_unaligned(p.cast::<libc::sockaddr_in>()) };
+            Some(SockAddr {
+                ip: Ip::V4(sin.sin_addr.s_addr.to_ne_bytes()),
+                port: u16::from_be(sin.sin_port),
+            })
+        }
+        libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: `st` holds at least a whole sockaddr_in6.
+            let sin6 = unsafe { core::ptr::read_unaligned(p.cast::<libc::sockaddr_in6>()) };
+            Some(SockAddr {
+                ip: Ip::V6(sin6.sin6_addr.s6_addr),
+                port: u16::from_be(sin6.sin6_port),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether a socket is listening (`SO_ACCEPTCONN`).
+pub fn is_listening(fd: c_int) -> bool {
+    get_int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(1)
+}
+
+/// What the library's own writes can raise: SIGPIPE (a pipe or FIFO whose
+/// reader is gone), SIGXFSZ (a file at RLIMIT_FSIZE), SIGTTOU (a background
+/// process writing to a terminal with `tostop`).
+const WRITE_SIGNALS: [c_int; 3] = [libc::SIGPIPE, libc::SIGXFSZ, libc::SIGTTOU];
+
+/// The kernel's `sigset_t` is 64 bits on Linux; libc's is larger.
+type KernelSigset = u64;
+
+fn sig_bit(sig: c_int) -> KernelSigset {
+    u32::try_from(sig.wrapping_sub(1))
+        .ok()
+        .and_then(|n| 1u64.checked_shl(n))
+        .unwrap_or(0)
+}
+
+fn sigprocmask(how: c_int, set: *const KernelSigset, old: *mut KernelSigset) -> bool {
+    // SAFETY: both pointers are null or point at a live 8-byte sigset, the
+    // size the kernel is told.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how as c_long,
+            set,
+            old,
+            core::mem::size_of::<KernelSigset>() as c_long,
+        )
+    };
+    rc == 0
+}
+
+fn sigpending() -> KernelSigset {
+    let mut set: KernelSigset = 0;
+    // SAFETY: `set` is a live 8-byte sigset, the size the kernel is told.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigpending,
+            &raw mut set,
+            core::mem::size_of::<KernelSigset>() as c_long,
+        )
+    };
+    if rc == 0 {
+        set
+    } else {
+        0
+    }
+}
+
+/// Takes one pending, blocked `sig` off the thread, without waiting.
+fn discard_pending(sig: c_int) {
+    let set = sig_bit(sig);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `zero` are live; a null siginfo is allowed.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &raw const set,
+            core::ptr::null_mut::<libc::siginfo_t>(),
+            &raw const zero,
+            core::mem::size_of::<KernelSigset>() as c_long,
+        )
+    };
+}
+
+/// One `write()` of a log line to a descriptor that is not a socket, in a
+/// way the program cannot notice: the signals a write can raise are
+/// blocked around it, and a signal that our write raised (and that was not
+/// already pending for the program) is taken back before the mask is
+/// restored. A pipe or FIFO without room for the whole line is skipped, so
+/// the write never blocks. A short or failed write is dropped (a log line
+/// is not worth retrying inside someone else's program). errno is the
+/// caller's to restore.
+pub fn write_quietly(fd: c_int, bytes: &[u8], is_pipe: bool) {
+    if is_pipe && !pipe_has_room(fd, bytes.len()) {
+        return;
+    }
+    let block = WRITE_SIGNALS.iter().fold(0, |set, &s| set | sig_bit(s));
+    let mut old: KernelSigset = 0;
+    if !sigprocmask(libc::SIG_BLOCK, &raw const block, &raw mut old) {
+        return; // cannot make the write silent: skip it
+    }
+    let before = sigpending();
+    // SAFETY: the pointer and length describe a live slice.
+    let rc = unsafe { libc::syscall(libc::SYS_write, fd as c_long, bytes.as_ptr(), bytes.len()) };
+    if rc < 0 {
+        let raised = sigpending() & !before;
+        for sig in WRITE_SIGNALS {
+            if raised & sig_bit(sig) != 0 {
+                discard_pending(sig);
+            }
+        }
+    }
+    sigprocmask(libc::SIG_SETMASK, &raw const old, core::ptr::null_mut());
+}
+
+/// Whether a pipe has room for `len` more bytes now (writes of up to
+/// PIPE_BUF bytes are all-or-nothing, so a write that fits never blocks).
+fn pipe_has_room(fd: c_int, len: usize) -> bool {
+    // SAFETY: F_GETPIPE_SZ takes no argument.
+    let size =
+        unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETPIPE_SZ as c_long) };
+    let mut queued: c_int = 0;
+    // SAFETY: FIONREAD writes one int to the live `queued`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_ioctl,
+            fd as c_long,
+            libc::FIONREAD as c_long,
+            &raw mut queued,
+        )
+    };
+    match (usize::try_from(size), usize::try_from(queued)) {
+        (Ok(size), Ok(queued)) if rc == 0 => size.saturating_sub(queued) >= len,
+        _ => false,
+    }
+}
+
+/// One non-blocking `send()` of a log line to a stream socket (the journal):
+/// `MSG_NOSIGNAL`, so a closed peer raises no SIGPIPE, and `MSG_DONTWAIT`,
+/// so a full socket drops the line instead of blocking the program.
+pub fn send_quietly(fd: c_int, bytes: &[u8]) {
+    // SAFETY: the pointer and length describe a live slice; no address.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd as c_long,
+            bytes.as_ptr(),
+            bytes.len(),
+            (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as c_long,
+            core::ptr::null::<sockaddr>(),
+            0 as c_long,
+        )
+    };
+}
+
+/// A fresh TCP socket's option values in this network namespace: what
+/// `getsockopt()` returns for an option nobody set (the sysctls
+/// `net.ipv4.tcp_keepalive_*`, and 0 for the others). One short-lived
+/// socket made by raw syscall, never through our hooks.
+pub fn kernel_defaults(out: &mut [c_int], opts: impl Iterator<Item = (c_int, c_int)>) -> bool {
+    // SAFETY: plain integer arguments.
+    let Ok(fd) = check(unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            libc::AF_INET as c_long,
+            (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as c_long,
+            0 as c_long,
+        )
+    }) else {
+        return false;
+    };
+    let fd = fd as c_int;
+    let mut ok = true;
+    for (slot, (level, name)) in out.iter_mut().zip(opts) {
+        match get_int_option(fd, level, name) {
+            Some(v) => *slot = v,
+            None => ok = false,
+        }
+    }
+    close_own(fd);
+    ok
+}
+
+/// A destination address as the program passed it: the pointers are only
+/// ever read through [`program_sockaddr`], which cannot fault.
+#[derive(Clone, Copy)]
+pub enum ProgramAddress {
+    /// `connect()`, `sendto()`: a `sockaddr` and its length.
+    Sockaddr(*const sockaddr, socklen_t),
+    /// `sendmsg()`: the `msg_name` of a `msghdr`.
+    Msghdr(*const libc::msghdr),
+}
+
+impl ProgramAddress {
+    /// The IP address and port, if readable and IPv4/IPv6.
+    pub fn read(self) -> Option<SockAddr> {
+        match self {
+            ProgramAddress::Sockaddr(addr, len) => program_sockaddr(addr, len),
+            ProgramAddress::Msghdr(msg) => program_msghdr_name(msg),
         }
     }
 }

@@ -24,7 +24,9 @@ PROBE = str(ROOT / "tests" / "programs" / "probe.py")
 PROGRAMS = ROOT / "tests" / "programs"
 
 # Values chosen to differ from every kernel default.
-SETTINGS = dict(idle=7, interval=3, count=4)
+# TCP_USER_TIMEOUT is opt-in (off by default); `auto` is asked for here so
+# that all five options are exercised.
+SETTINGS = dict(idle=7, interval=3, count=4, user_timeout="auto")
 EXPECTED = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 7, "TCP_KEEPINTVL": 3, "TCP_KEEPCNT": 4,
             "TCP_USER_TIMEOUT": (7 + 3 * 4) * 1000}
 KERNEL_DEFAULT = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75,

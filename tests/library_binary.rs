@@ -79,7 +79,11 @@ fn library_exports_only_the_hooks() {
             "accept4",
             "close",
             "connect",
+            "getsockopt",
             "listen",
+            "sendmmsg",
+            "sendmsg",
+            "sendto",
             "setsockopt",
             "socket"
         ]

@@ -31,7 +31,8 @@ def test_run_really_preloads(tmp_path):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen()
-    r = shim_run("--idle", "9", "--count", "2", "--", sys.executable, PROBE, "connect", "127.0.0.1",
+    r = shim_run("--idle", "9", "--count", "2", "--user-timeout", "auto", "--", sys.executable, PROBE,
+                 "connect", "127.0.0.1",
                  str(srv.getsockname()[1]))
     srv.close()
     assert r.returncode == 0, r.stderr
@@ -129,6 +130,9 @@ def test_check_valid_configuration():
     assert any(ln.split()[:3] == ["KEEPALIVE_SHIM_IDLE", "30", "s"] and ln.endswith("(KEEPALIVE_SHIM_IDLE)")
                for ln in lines), r.stdout
     assert any(ln.startswith("KEEPALIVE_SHIM_INTERVAL") and ln.endswith("(default)") for ln in lines)
+    assert "off" in next(ln for ln in lines if ln.startswith("KEEPALIVE_SHIM_USER_TIMEOUT"))
+    env.update(KEEPALIVE_SHIM_USER_TIMEOUT="auto")
+    r = run([str(CLI), "check"], env)
     assert "auto = 80000 ms" in r.stdout  # (30 + 10 x 5) s
     assert "idle connection:     80 s" in r.stdout
     assert "net.ipv4.tcp_keepalive_time" in r.stdout
@@ -140,8 +144,9 @@ def test_check_invalid_configuration():
     env.update(KEEPALIVE_SHIM_COUNT="0", KEEPALIVE_SHIM_TYPO="1")
     r = run([str(CLI), "check"], env)
     assert r.returncode == 1
-    assert 'KEEPALIVE_SHIM_COUNT="0" is not valid (accepted: 1 to 127)' in r.stderr
-    assert "KEEPALIVE_SHIM_TYPO is not a keepalive-shim setting" in r.stderr
+    # The report names each problem itself: stdout is the whole answer.
+    assert 'KEEPALIVE_SHIM_COUNT="0" is not valid (accepted: 1 to 127)' in r.stdout
+    assert "KEEPALIVE_SHIM_TYPO is not a keepalive-shim setting" in r.stdout
     assert r.stdout.splitlines()[-1].startswith("configuration: INVALID")
 
 
@@ -190,5 +195,5 @@ def test_readme_systemd_drop_in_works(tmp_path):
     got = json.loads(r.stdout)
     # Not the defaults (60/10/6): the drop-in's values really arrived.
     assert (got["SO_KEEPALIVE"], got["TCP_KEEPIDLE"], got["TCP_KEEPINTVL"], got["TCP_KEEPCNT"]) == (1, 45, 15, 4)
-    assert got["TCP_USER_TIMEOUT"] == (45 + 15 * 4) * 1000
+    assert got["TCP_USER_TIMEOUT"] == 0  # opt-in; the drop-in does not ask for it
     assert "TCP_KEEPCNT=4" in r.stderr  # LOG=info: the one line per socket, for the journal

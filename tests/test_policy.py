@@ -45,7 +45,8 @@ def test_respect_mode_is_per_option():
     got, _ = both(shim_env(**SETTINGS))
     assert got["rcs"] == [None, None, None]  # setsockopt returned 0 every time
     # The program's three choices stand; count and user timeout are the shim's.
-    assert got["client"] == [0, 60, 60, 4, 19000]
+    # auto follows the effective values: (60 + 60 x 4) s.
+    assert got["client"] == [0, 60, 60, 4, 300000]
     assert got["listener"] == SHIM and got["accepted"] == SHIM
 
 
@@ -90,7 +91,7 @@ def test_force_mode_with_curl(http_server):
     (":1-1023", "", False),
     ("", "127.0.0.1", False),
     ("127.0.0.0/8", "127.0.0.1", False),  # EXCLUDE wins
-    ("junk, 127.0.0.1", "also junk", True),  # bad entries are skipped
+    ("junk, 127.0.0.1", "also junk", False),  # any invalid entry: no socket is touched
 ])
 def test_filters_ipv4(listener, include, exclude, applies):
     env = shim_env(include=include, exclude=exclude, **SETTINGS)
@@ -126,7 +127,7 @@ def test_filters_ipv4_mapped_destination_matches_as_ipv4():
         env = shim_env(include=include, exclude=exclude, log="info", **SETTINGS)
         got, err = both(env, bind="::", dest="::ffff:127.0.0.1")
         # Respect mode: what the program set stands; the rest is the shim's.
-        assert got["client"] == ([0, 60, 60, 4, 19000] if applies else CLIENT_OWN), (include, exclude)
+        assert got["client"] == ([0, 60, 60, 4, 300000] if applies else CLIENT_OWN), (include, exclude)
         if applies:
             assert f"peer=[::ffff:127.0.0.1]:{got['port']}" in err
 
@@ -285,7 +286,7 @@ def test_config_file_and_precedence(listener, tmp_path):
     args = ["connect", "127.0.0.1", str(listener)]
     env = shim_env(config=conf)
     assert json.loads(probe(args, env).stdout) == dict(EXPECTED, TCP_KEEPIDLE=11, TCP_KEEPINTVL=5,
-                                                       TCP_KEEPCNT=2, TCP_USER_TIMEOUT=21000)
+                                                       TCP_KEEPCNT=2, TCP_USER_TIMEOUT=0)
     # The environment overrides the file.
     env = shim_env(config=conf, idle=7)
     assert json.loads(probe(args, env).stdout)["TCP_KEEPIDLE"] == 7
@@ -326,13 +327,16 @@ def test_bad_config_files_warn_and_never_crash(listener, tmp_path):
     assert json.loads(r.stdout)["TCP_KEEPCNT"] == 5 and r.stderr == ""
 
 
+# The user timeout stays off unless asked for, as with the tools replaced.
 @pytest.mark.parametrize("variables,expected", [
-    ({"KEEPIDLE": "21", "KEEPINTVL": "4", "KEEPCNT": "3"}, (21, 4, 3, 33000)),
+    ({"KEEPIDLE": "21", "KEEPINTVL": "4", "KEEPCNT": "3"}, (21, 4, 3, 0)),
     ({"DD_TCP_KEEPALIVE_TIME": "22", "DD_TCP_KEEPALIVE_INTVL": "5", "DD_TCP_KEEPALIVE_PROBES": "2"},
-     (22, 5, 2, 32000)),
+     (22, 5, 2, 0)),
     # Precedence: ours, then libkeepalive's, then libdontdie's; unset -> our defaults.
     ({"KEEPALIVE_SHIM_IDLE": "8", "KEEPIDLE": "21", "DD_TCP_KEEPALIVE_TIME": "22",
-      "DD_TCP_KEEPALIVE_INTVL": "5"}, (8, 5, 6, 38000)),
+      "DD_TCP_KEEPALIVE_INTVL": "5"}, (8, 5, 6, 0)),
+    ({"KEEPIDLE": "21", "KEEPINTVL": "4", "KEEPCNT": "3", "KEEPALIVE_SHIM_USER_TIMEOUT": "auto"},
+     (21, 4, 3, 33000)),
 ])
 def test_drop_in_compatibility(listener, variables, expected):
     env = dict(shim_env(), **variables)
@@ -353,7 +357,7 @@ def test_replacing_libkeepalive_needs_no_other_change(listener):
     env.update(LD_PRELOAD=str(LIB), KEEPIDLE="30", KEEPINTVL="6", KEEPCNT="5")
     got = json.loads(probe(["connect", "127.0.0.1", str(listener)], env).stdout)
     assert got == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 6, "TCP_KEEPCNT": 5,
-                   "TCP_USER_TIMEOUT": 60000}
+                   "TCP_USER_TIMEOUT": 0}
     r = run([str(CLI), "check"], env)
     assert "(KEEPIDLE)" in r.stdout
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import LIB, ROOT, SETTINGS, clean_env, program, require, run, shim_env
 
-EXPECTED_ARGS = ["7", "3", "4", "19000"]  # SETTINGS; user timeout auto = (7 + 3 x 4) s
+EXPECTED_ARGS = ["7", "3", "4", "19000"]  # SETTINGS, with user timeout auto = (7 + 3 x 4) s
 OPTIONS = "SO_KEEPALIVE=1 TCP_KEEPIDLE=7 TCP_KEEPINTVL=3 TCP_KEEPCNT=4 TCP_USER_TIMEOUT=19000"
 # One info line per connected socket, exactly.
 LINE = re.compile(r"keepalive-shim\[(\d+)\]: fd=\d+ peer=127\.0\.0\.1:(\d+) " + re.escape(OPTIONS))
@@ -304,12 +304,13 @@ def test_valgrind_memcheck_reports_nothing_from_the_library(cc, tmp_path, varian
     elif variant == "info-file":
         env = shim_env(log="info", log_file=tmp_path / "vg.log", **SETTINGS)
     else:
-        # Warnings (and the default user timeout, auto = 19000 ms here) on top.
+        # Warnings on top; the invalid user timeout falls back to the default, off.
         env = shim_env(log="debug", **SETTINGS)
         env.update(KEEPALIVE_SHIM_USER_TIMEOUT="-1", KEEPALIVE_SHIM_IDEL="5",
                    KEEPALIVE_SHIM_LOG_FILE="relative.log")
+    expected = EXPECTED_ARGS[:3] + ["0"] if variant == "invalid-values" else EXPECTED_ARGS
     r = run(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
-             "--track-origins=yes", "--trace-children=no", exe, *EXPECTED_ARGS], env, timeout=120)
+             "--track-origins=yes", "--trace-children=no", exe, *expected], env, timeout=120)
     assert "result=ok" in r.stdout, r.stdout + r.stderr[-3000:]
     report = [ln for ln in r.stderr.splitlines() if ln.startswith("==")]
     assert r.returncode == 0, "\n".join(report[-60:])

@@ -2,16 +2,22 @@
 //! configuration of this environment (and config file), where each value
 //! came from, the kernel's defaults, and the worst-case time to detect a
 //! dead peer. With `--to`/`--program`, the first line is exactly
-//! `applies: yes` or `applies: no`. Exit 0 if valid, 1 if not.
+//! `applies: yes` or `applies: no`. The report names every problem itself
+//! (stdout holds the whole answer). Exit 0 if valid, 1 if not.
+//!
+//! It reaches the library's conclusions by the library's own code: the same
+//! resolution, and the same config file policy ([`file_verdict`]).
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
 use keepalive_shim_config::{
-    put_source, put_value, resolve, Config, Diagnostic, EnvView, FileView, Ip, Key, Rule, SockAddr,
-    SETTINGS,
+    file_verdict, put_source, put_value, resolve, Config, Diagnostic, EnvView, FileVerdict,
+    FileView, Ip, Key, ReadError, Rule, SockAddr, Source, MAX_CONFIG_FILE_BYTES, SETTINGS,
 };
 
 use crate::text::Text;
@@ -21,33 +27,40 @@ pub fn check(m: &ArgMatches) -> ExitCode {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     let mut diagnostics: Vec<Diagnostic<'_>> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
     let env = EnvView::collect(
         vars.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
         &mut |d| diagnostics.push(d),
     );
-    // The same file, with the same precedence, as the library reads.
+    // The same file, read the same way, judged by the same policy as the
+    // library's.
     let (path, explicit) = env.config_path(false);
-    let path_text = String::from_utf8_lossy(path).into_owned();
-    let contents = match std::fs::read(&path_text) {
-        Ok(c) => Some(c),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => None,
-        Err(e) => {
-            notes.push(format!(
-                "cannot read the config file {path_text}: {e}; it is ignored"
-            ));
+    let read = read_config_file(path);
+    let mut file_ignored = false;
+    let file = match file_verdict(path, explicit, read.as_deref().map_err(|e| *e)) {
+        FileVerdict::Use(contents) => Some(FileView::parse(path, contents, &mut |d| {
+            diagnostics.push(d)
+        })),
+        FileVerdict::Absent => None,
+        FileVerdict::Ignored(problem) => {
+            diagnostics.push(problem);
+            file_ignored = true;
             None
         }
     };
-    let file = contents
-        .as_deref()
-        .map(|c| FileView::parse(path, c, &mut |d| diagnostics.push(d)));
     let config = resolve(&env, file.as_ref(), false, &mut |d| diagnostics.push(d));
-    for d in &diagnostics {
-        let mut t = Text::default();
-        d.write(&config, &mut t);
-        notes.push(t.0);
-    }
+    let notes: Vec<String> = diagnostics
+        .iter()
+        .map(|d| {
+            let mut t = Text::default();
+            d.write(&config, &mut t);
+            t.0
+        })
+        .collect();
+    let config_row = ConfigRow {
+        path: String::from_utf8_lossy(path).into_owned(),
+        explicit,
+        ignored: file_ignored,
+    };
 
     let mut out = String::new();
     let to = m.get_one::<String>("to");
@@ -62,21 +75,62 @@ pub fn check(m: &ArgMatches) -> ExitCode {
         };
         out += &applies(&config, dest.as_ref(), program.map(String::as_str));
     }
-    out += &report(&config, &kernel_defaults());
-    print!("{out}");
-    for n in &notes {
-        eprintln!("keepalive-shim: warning: {n}");
+    out += &report(&config, &config_row, &kernel_defaults());
+    if !notes.is_empty() {
+        out += "\nproblems (each as the library warns of it):\n";
+        for n in &notes {
+            out += &format!("  {n}\n");
+        }
     }
+    print!("{out}");
     if notes.is_empty() {
         println!("configuration: valid");
         ExitCode::SUCCESS
     } else {
+        let s = if notes.len() == 1 { "" } else { "s" };
         println!(
-            "configuration: INVALID ({} problem(s), see above)",
+            "configuration: INVALID ({} problem{s}, listed above)",
             notes.len()
         );
         ExitCode::from(1)
     }
+}
+
+/// Reads the config file as the library does: `O_NONBLOCK` (a FIFO never
+/// blocks the open), a regular file only, at most one byte more than the
+/// limit (enough to tell that it is over).
+fn read_config_file(path: &[u8]) -> Result<Vec<u8>, ReadError> {
+    let errno = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ENOENT) => ReadError::NotFound,
+        Some(n) => ReadError::Os(n),
+        None => ReadError::Os(libc::EIO),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(std::ffi::OsStr::from_bytes(path))
+        .map_err(errno)?;
+    if !file.metadata().map_err(errno)?.file_type().is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    let mut contents = Vec::new();
+    let limit = u64::try_from(MAX_CONFIG_FILE_BYTES).unwrap_or(u64::MAX);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut contents)
+        .map_err(errno)?;
+    if contents.len() > MAX_CONFIG_FILE_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(contents)
+}
+
+/// What `check` knows of the config file beyond the configuration.
+struct ConfigRow {
+    path: String,
+    /// Named by `KEEPALIVE_SHIM_CONFIG`.
+    explicit: bool,
+    /// It exists but is ignored (the problem is listed).
+    ignored: bool,
 }
 
 fn parse_destination(s: &str) -> Result<SockAddr, String> {
@@ -110,7 +164,12 @@ fn applies(c: &Config<'_>, dest: Option<&SockAddr>, program: Option<&str>) -> St
     if let Some(p) = program {
         let allowed = c.program_allowed(&[p.as_bytes()]);
         let names = c.programs.names();
-        if names.is_empty() {
+        if c.programs.is_invalid() {
+            yes = false;
+            why.push(format!(
+                "program {p}: KEEPALIVE_SHIM_PROGRAMS has an invalid entry, so the shim is inert in every program"
+            ));
+        } else if names.is_empty() {
             why.push(format!(
                 "program {p}: KEEPALIVE_SHIM_PROGRAMS is unset, every program"
             ));
@@ -128,6 +187,14 @@ fn applies(c: &Config<'_>, dest: Option<&SockAddr>, program: Option<&str>) -> St
         d.write(&mut t);
         let decision = c.decide(d);
         match (decision.included_by, decision.excluded_by) {
+            _ if c.programs.is_invalid() => why.push(format!(
+                "{}: KEEPALIVE_SHIM_PROGRAMS has an invalid entry, so no socket gets the options",
+                t.0
+            )),
+            _ if c.filters().is_invalid() => why.push(format!(
+                "{}: an INCLUDE or EXCLUDE entry is invalid, so no socket gets the options",
+                t.0
+            )),
             (_, Some(ex)) => why.push(format!("{}: EXCLUDE entry {} matches", t.0, rule_text(&ex))),
             (Some(inc), None) => why.push(format!(
                 "{}: INCLUDE entry {} matches",
@@ -182,17 +249,48 @@ fn kernel_defaults() -> [(&'static str, Option<u64>); 3] {
     })
 }
 
-fn report(c: &Config<'_>, kernel: &[(&str, Option<u64>); 3]) -> String {
+/// One setting's row: the effective value and its source, or INVALID.
+fn row(c: &Config<'_>, file: &ConfigRow, key: Key) -> (String, String) {
+    let mut value = Text::default();
+    put_value(&mut value, c, key);
+    let value = value.0;
+    if key == Key::ConfigFile {
+        let source = if file.explicit {
+            "KEEPALIVE_SHIM_CONFIG"
+        } else {
+            "default"
+        };
+        return if file.ignored {
+            (format!("INVALID: {} is ignored", file.path), source.into())
+        } else {
+            (value, source.into())
+        };
+    }
+    if c.is_invalid_list(key) {
+        return (format!("INVALID: {value}"), source_text(c, key));
+    }
+    match c.rejected(key) {
+        Some((rejected_at, text)) => {
+            let mut at = Text::default();
+            put_source(&mut at, c, rejected_at);
+            let used = match c.source(key) {
+                Source::Default => format!("using {value}, the default"),
+                _ => format!("using {value} from {}", source_text(c, key)),
+            };
+            (
+                format!("INVALID {:?}", String::from_utf8_lossy(text)),
+                format!("{}; {used}", at.0),
+            )
+        }
+        None => (value, source_text(c, key)),
+    }
+}
+
+fn report(c: &Config<'_>, file: &ConfigRow, kernel: &[(&str, Option<u64>); 3]) -> String {
     let mut out = String::new();
     for s in SETTINGS {
-        let mut value = Text::default();
-        put_value(&mut value, c, s.key);
-        out += &format!(
-            "{:<28} {:<22} ({})\n",
-            s.var,
-            value.0,
-            source_text(c, s.key)
-        );
+        let (value, source) = row(c, file, s.key);
+        out += &format!("{:<28} {:<22} ({})\n", s.var, value, source);
     }
     out += "\nkernel defaults (only for sockets that turn keepalive on themselves):\n";
     for (name, v) in kernel {
@@ -203,6 +301,11 @@ fn report(c: &Config<'_>, kernel: &[(&str, Option<u64>); 3]) -> String {
     if !c.enabled {
         out +=
             "  the shim is off (KEEPALIVE_SHIM=off): every socket stays as the program made it\n";
+        return out;
+    }
+    if c.filters().is_invalid() {
+        out += "  no socket gets the options: an entry of KEEPALIVE_SHIM_INCLUDE, \
+                KEEPALIVE_SHIM_EXCLUDE or KEEPALIVE_SHIM_PROGRAMS is invalid\n";
         return out;
     }
     out += &format!(

@@ -5,18 +5,25 @@
 //! ```text
 //! entry := ":" ports
 //!        | ipv4 ["/" len] [":" ports]
+//!        | ipv6 ["/" len]                       (bare: no port)
 //!        | "[" ipv6 ["/" len] "]" [":" ports]
+//!        | "[" ipv6 "]" "/" len [":" ports]
 //! ports := port ["-" port]          (1..=65535, low <= high)
 //! ```
 //!
-//! A bare address means /32 or /128. IPv4-mapped IPv6 destinations
+//! A list with any invalid entry (or more than [`MAX_RULES`]) is *invalid*:
+//! which connections the user meant is unknown, so an invalid list matches
+//! no destination and [`Filters::decide`] applies to none.
+//!
+//! A bare IPv6 address never carries a port: `fd00::1:443` is an address.
+//! An address without a length means /32 or /128. IPv4-mapped IPv6 destinations
 //! (`::ffff:10.1.2.3`) are matched as IPv4. Lists live in fixed-size arrays so
 //! that matching, which runs inside `connect()`, never allocates.
 
 use crate::net::{Ip, SockAddr};
 use crate::text::{put_u64, Sink};
 
-/// The most entries one list keeps; later entries are reported and skipped.
+/// The most entries one list keeps; a longer list is invalid.
 pub const MAX_RULES: usize = 32;
 
 /// An address block.
@@ -119,6 +126,7 @@ fn same_prefix(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
 pub struct RuleList {
     rules: [Rule; MAX_RULES],
     len: usize,
+    invalid: bool,
 }
 
 impl RuleList {
@@ -128,10 +136,28 @@ impl RuleList {
             ports: ANY_PORT,
         }; MAX_RULES],
         len: 0,
+        invalid: false,
     };
 
+    /// A list that had an invalid entry, and matches nothing.
+    pub const INVALID: RuleList = RuleList {
+        invalid: true,
+        ..RuleList::EMPTY
+    };
+
+    /// True if the list has no valid entry (it may still be invalid).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// True if an entry was not valid, or there were too many.
+    pub fn is_invalid(&self) -> bool {
+        self.invalid
+    }
+
+    /// True if the list was given: it has entries, or is invalid.
+    pub fn is_set(&self) -> bool {
+        !self.is_empty() || self.invalid
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -155,7 +181,7 @@ impl RuleList {
     }
 
     /// Parses a comma-separated list. Each invalid entry (or one past
-    /// [`MAX_RULES`]) is passed to `bad` and skipped.
+    /// [`MAX_RULES`]) is passed to `bad`, and makes the list invalid.
     pub fn parse<'a>(list: &'a [u8], bad: &mut dyn FnMut(&'a [u8])) -> RuleList {
         let mut out = RuleList::EMPTY;
         for entry in list.split(|&b| b == b',').map(|e| e.trim_ascii()) {
@@ -164,7 +190,10 @@ impl RuleList {
             }
             match parse_rule(entry) {
                 Some(rule) if out.push(rule) => {}
-                _ => bad(entry),
+                _ => {
+                    out.invalid = true;
+                    bad(entry)
+                }
             }
         }
         out
@@ -190,13 +219,27 @@ pub struct Decision {
 }
 
 impl Filters {
-    /// True if any filter is set.
+    /// True if any filter is set (an invalid one included): decisions
+    /// wait for the destination.
     pub fn is_set(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
+        self.include.is_set() || self.exclude.is_set()
     }
 
-    /// EXCLUDE wins over INCLUDE; an empty INCLUDE matches everything.
+    /// True if either list is invalid: no destination gets the options.
+    pub fn is_invalid(&self) -> bool {
+        self.include.is_invalid() || self.exclude.is_invalid()
+    }
+
+    /// EXCLUDE wins over INCLUDE; an empty INCLUDE matches everything; an
+    /// invalid list in either applies to nothing.
     pub fn decide(&self, dest: &SockAddr) -> Decision {
+        if self.is_invalid() {
+            return Decision {
+                applies: false,
+                included_by: None,
+                excluded_by: None,
+            };
+        }
         let included_by = self.include.find(dest).copied();
         let excluded_by = self.exclude.find(dest).copied();
         let included = self.include.is_empty() || included_by.is_some();
@@ -209,21 +252,43 @@ impl Filters {
 }
 
 fn parse_rule(s: &[u8]) -> Option<Rule> {
-    if let Some(ports) = s.strip_prefix(b":") {
+    // `:PORTS`, but not `::1`.
+    if let Some(ports) = s.strip_prefix(b":").filter(|p| !p.contains(&b':')) {
         return Some(Rule {
             net: None,
             ports: parse_ports(ports)?,
         });
     }
     let (net, rest) = if let Some(inner) = s.strip_prefix(b"[") {
+        // `[ADDR]`, `[ADDR/LEN]` or `[ADDR]/LEN`, then `:PORTS` or nothing.
         let close = inner.iter().position(|&b| b == b']')?;
         let (block, rest) = inner.split_at(close);
-        let (addr, prefix) = split_prefix(block, 128)?;
+        let rest = rest.get(1..).unwrap_or(&[]);
+        let (addr, inner_len) = split_prefix(block, 128)?;
+        let (prefix, rest) = match rest.strip_prefix(b"/") {
+            // One prefix length, inside or outside the brackets.
+            Some(_) if block.contains(&b'/') => return None,
+            Some(after) => {
+                let end = after.iter().position(|&b| b == b':').unwrap_or(after.len());
+                let (len, rest) = after.split_at(end);
+                (u8::try_from(parse_small(len, 128)?).ok()?, rest)
+            }
+            None => (inner_len, rest),
+        };
         let net = Net::V6 {
             addr: parse_ipv6(addr)?,
             prefix,
         };
-        (net, rest.get(1..).unwrap_or(&[]))
+        (net, rest)
+    } else if s.iter().filter(|&&b| b == b':').count() >= 2 {
+        // A bare IPv6 address or prefix: its colons leave no room for a
+        // port (brackets are needed for one).
+        let (addr, prefix) = split_prefix(s, 128)?;
+        let net = Net::V6 {
+            addr: parse_ipv6(addr)?,
+            prefix,
+        };
+        (net, &[][..])
     } else {
         let end = s.iter().position(|&b| b == b':').unwrap_or(s.len());
         let (block, rest) = s.split_at(end);
@@ -367,6 +432,8 @@ pub fn parse_ipv6(s: &[u8]) -> Option<[u8; 16]> {
 }
 
 #[cfg(test)]
+// Tests may panic: a failed unwrap or index is a failed test.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::text::LineBuf;
@@ -418,6 +485,45 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_spellings_people_write() {
+        // Bare address or prefix, without a port.
+        for spelling in ["::1", "::1/128", "[::1]", "[::1/128]", "[::1]/128"] {
+            assert!(matches(spelling, "[::1]:80"), "{spelling}");
+            assert!(!matches(spelling, "[::2]:80"), "{spelling}");
+            assert!(!matches(spelling, "127.0.0.1:80"), "{spelling}");
+        }
+        assert!(matches("fd00::/8", "[fd12::1]:443"));
+        assert!(!matches("fd00::/8", "[fe80::1]:443"));
+        // The length outside the brackets, with and without ports.
+        assert!(matches("[fd00::]/8:443", "[fd12::1]:443"));
+        assert!(!matches("[fd00::]/8:443", "[fd12::1]:80"));
+        assert!(matches("[fd00::]/8:440-450", "[fd12::1]:445"));
+        assert!(matches("[fd00::/8]:440-450", "[fd12::1]:445"));
+        assert!(!matches("[fd00::/8]:440-450", "[fe80::1]:445"));
+        // A bare address's last group is part of the address, not a port.
+        assert!(matches("fd00::1:443", "[fd00::1:443]:1"));
+        assert!(!matches("fd00::1:443", "[fd00::1]:443"));
+        // IPv4 spellings are unchanged.
+        assert!(matches("10.0.0.0/8:22", "10.9.9.9:22"));
+        assert!(!matches("10.0.0.0/8:22", "10.9.9.9:23"));
+        for bad in [
+            "[::1/128]/128",
+            "[::1]/129",
+            "::1/129",
+            "::1/128:80",
+            "[::1]/",
+            "[::1]/8x",
+            "[::1]:",
+            "fd00::/8]",
+            "::1]",
+            "1::2::3",
+        ] {
+            let (l, bad_entries) = list(bad);
+            assert!(l.is_empty() && bad_entries.len() == 1, "{bad}");
+        }
+    }
+
+    #[test]
     fn ipv4_mapped_destinations_match_as_ipv4() {
         assert!(matches("10.1.0.0/16", "[::ffff:10.1.2.3]:5432"));
         assert!(matches("10.1.2.3:5432", "[::ffff:10.1.2.3]:5432"));
@@ -439,12 +545,17 @@ mod tests {
     fn invalid_entries_are_reported_and_skipped() {
         let (l, bad) = list(
             " 10.0.0.0/8 , junk, :0, :70000, :9-8, 10.0.0.0/33, [fd00::/129], \
-                              fd00::1, [fd00::1, 1.2.3, 1.2.3.4.5, 256.1.1.1, [::1]x, 1.2.3.4:, :, \
+                              [fd00::1/64]/64, [fd00::1, 1.2.3, 1.2.3.4.5, 256.1.1.1, [::1]x, 1.2.3.4:, :, \
                               [::1]:443",
         );
         assert_eq!(l.rules().len(), 2);
         assert_eq!(bad.len(), 14, "{bad:?}");
         assert!(bad.contains(&"junk".into()));
+        assert!(l.is_invalid() && l.is_set());
+        let (l, bad) = list("10.0.0.0/8, :443");
+        assert!(bad.is_empty() && !l.is_invalid());
+        let (l, _) = list("junk");
+        assert!(l.is_empty() && l.is_invalid() && l.is_set());
     }
 
     #[test]
@@ -453,6 +564,33 @@ mod tests {
         let (l, bad) = list(&many.join(","));
         assert_eq!(l.rules().len(), MAX_RULES);
         assert_eq!(bad.len(), 40 - MAX_RULES);
+        assert!(l.is_invalid()); // entries the user wrote were dropped
+    }
+
+    #[test]
+    fn an_invalid_list_applies_to_nothing() {
+        let filters = |include: &str, exclude: &str| Filters {
+            include: list(include).0,
+            exclude: list(exclude).0,
+        };
+        let dest = addr("10.1.2.3:80");
+        // The valid part alone would apply; with an invalid entry, nothing does.
+        assert!(filters("10.0.0.0/8", "").decide(&dest).applies);
+        for (include, exclude) in [
+            ("10.0.0.0/8, [::1]/200", ""),
+            ("bogus", ""),
+            ("", "bogus"),
+            ("", ":5432, :99999"),
+            ("10.0.0.0/8", "192.168.0.0/16, 1.2.3"),
+        ] {
+            let f = filters(include, exclude);
+            assert!(f.is_set() && f.is_invalid(), "{include} / {exclude}");
+            let d = f.decide(&dest);
+            assert!(!d.applies, "{include} / {exclude}");
+            assert_eq!((d.included_by, d.excluded_by), (None, None));
+        }
+        let unset = filters("", "");
+        assert!(!unset.is_set() && !unset.is_invalid() && unset.decide(&dest).applies);
     }
 
     #[test]

@@ -14,22 +14,31 @@
 #[cfg(test)]
 extern crate std;
 
+mod config;
+mod diagnostic;
+mod file;
 mod filter;
+mod message;
 mod net;
 mod parse;
 mod resolve;
 mod settings;
+mod sources;
 mod text;
+mod value;
 
+pub use config::{Config, Source};
+pub use diagnostic::{Diagnostic, Origin};
+pub use file::{file_verdict, FileVerdict, ReadError, MAX_CONFIG_FILE_BYTES};
 pub use filter::{parse_ipv4, parse_ipv6, Decision, Filters, Net, Rule, RuleList, MAX_RULES};
+pub use message::{put_source, put_value};
 pub use net::{Ip, SockAddr};
 pub use parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
-pub use resolve::{
-    put_source, put_value, resolve, resolve_env, Config, Diagnostic, EnvView, FileView, Origin,
-    ProgramList, Source, Value,
-};
+pub use resolve::{resolve, resolve_env};
 pub use settings::{
-    markdown_table, setting, setting_by_var, Key, Kind, Level, Mode, Setting, UserTimeout,
-    DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
+    markdown_table, put_alias_meaning, setting, setting_by_var, Alias, AliasMeaning, Key, Kind,
+    Level, Mode, Setting, UserTimeout, DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
 };
+pub use sources::{EnvView, FileView};
 pub use text::{put_escaped, put_u64, LineBuf, Sink};
+pub use value::{ProgramList, Value};

@@ -115,6 +115,8 @@ fn put_hex16(out: &mut impl Sink, g: u16) {
 }
 
 #[cfg(test)]
+// Tests may panic: a failed unwrap or index is a failed test.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::text::LineBuf;

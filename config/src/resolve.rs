@@ -2,583 +2,19 @@
 //! with a diagnostic for everything that is not accepted.
 //!
 //! Precedence, per setting: `KEEPALIVE_SHIM_*`, then libkeepalive's
-//! variables, then libdontdie's (the row's `aliases`, in order), then the
-//! config file, then the default. An invalid value is reported and the next
-//! source is used, as if it were unset.
+//! variables, then libdontdie's, then libkeepalive-ng's (the row's
+//! `aliases`, in order), then the config file, then the default. An invalid
+//! value is reported and the next source is used, as if it were unset; so is
+//! an alias that asks for the system default (libkeepalive-ng's `0`). A
+//! filter or program list with an invalid entry is kept, marked invalid: it
+//! then applies to nothing (see [`crate::filter`]).
 
-use crate::filter::{Decision, Filters, RuleList};
-use crate::net::SockAddr;
-use crate::parse::{parse_count, parse_duration_ms, parse_level, parse_switch};
-use crate::settings::{setting, Key, Kind, Level, Mode, Setting, UserTimeout};
-use crate::settings::{DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX};
-use crate::text::{put_escaped, put_u64, Sink};
-
-const N: usize = SETTINGS.len();
-/// Names per setting: the variable and up to two aliases.
-const NAMES: usize = 3;
-
-/// Where an effective value came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    /// An environment variable: the setting's own or another tool's.
-    Env(&'static str),
-    /// A line of the config file.
-    File(u32),
-}
-
-/// Where a rejected value was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin<'a> {
-    Env,
-    File { path: &'a [u8], line: u32 },
-}
-
-/// The executable names `KEEPALIVE_SHIM_PROGRAMS` allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProgramList<'a> {
-    names: [&'a [u8]; 16],
-    len: usize,
-}
-
-impl<'a> ProgramList<'a> {
-    pub const EMPTY: ProgramList<'static> = ProgramList {
-        names: [&[]; 16],
-        len: 0,
-    };
-
-    pub fn names(&self) -> &[&'a [u8]] {
-        self.names.get(..self.len).unwrap_or(&[])
-    }
-
-    fn parse(list: &'a [u8], bad: &mut dyn FnMut(&'a [u8])) -> ProgramList<'a> {
-        let mut out = ProgramList {
-            names: [&[]; 16],
-            len: 0,
-        };
-        for name in list.split(|&b| b == b',').map(|n| n.trim_ascii()) {
-            if name.is_empty() {
-                continue;
-            }
-            let ok = name.len() <= 255 && !name.contains(&b'/');
-            match (ok, out.names.get_mut(out.len)) {
-                (true, Some(slot)) => {
-                    *slot = name;
-                    out.len = out.len.saturating_add(1);
-                }
-                _ => bad(name),
-            }
-        }
-        out
-    }
-}
-
-/// A parsed value of some [`Kind`].
-// A filter list is large, but values only live briefly on the stack during
-// parsing, and the library has no allocator to box it.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value<'a> {
-    Switch(bool),
-    Seconds(u32),
-    Number(u32),
-    UserTimeout(UserTimeout),
-    Level(Level),
-    Path(&'a [u8]),
-    Mode(Mode),
-    Destinations(RuleList),
-    Programs(ProgramList<'a>),
-}
-
-impl<'a> Value<'a> {
-    /// Parses `v` as a value of `kind`, range included. A list is valid if
-    /// at least one entry is; invalid entries go to `bad_entry`.
-    pub fn parse_list(
-        kind: Kind,
-        v: &'a [u8],
-        bad_entry: &mut dyn FnMut(&'a [u8]),
-    ) -> Option<Value<'a>> {
-        let in_range =
-            |n: u64, min: u32, max: u32| u32::try_from(n).ok().filter(|n| (min..=max).contains(n));
-        match kind {
-            Kind::Switch => parse_switch(v).map(Value::Switch),
-            Kind::Level => parse_level(v).map(Value::Level),
-            Kind::Number { min, max } => in_range(parse_count(v)?, min, max).map(Value::Number),
-            Kind::Seconds { min, max } => {
-                let secs = parse_duration_ms(v, false)? / 1000;
-                in_range(secs, min, max).map(Value::Seconds)
-            }
-            Kind::UserTimeout { min_ms, max_ms } => {
-                if v.eq_ignore_ascii_case(b"auto") {
-                    Some(Value::UserTimeout(UserTimeout::Auto))
-                } else if v.eq_ignore_ascii_case(b"off") {
-                    Some(Value::UserTimeout(UserTimeout::Off))
-                } else {
-                    let ms = in_range(parse_duration_ms(v, true)?, min_ms, max_ms)?;
-                    Some(Value::UserTimeout(UserTimeout::Millis(ms)))
-                }
-            }
-            Kind::Path => match v {
-                [b'/', ..] if v.len() < 4096 && !v.contains(&0) => Some(Value::Path(v)),
-                _ => None,
-            },
-            Kind::Mode => [Mode::Respect, Mode::Force]
-                .into_iter()
-                .find(|m| m.name().as_bytes().eq_ignore_ascii_case(v))
-                .map(Value::Mode),
-            Kind::Destinations => {
-                let list = RuleList::parse(v, bad_entry);
-                (!list.is_empty()).then_some(Value::Destinations(list))
-            }
-            Kind::Programs => {
-                let list = ProgramList::parse(v, bad_entry);
-                (!list.names().is_empty()).then_some(Value::Programs(list))
-            }
-        }
-    }
-
-    /// [`Value::parse_list`] that rejects a list with any invalid entry.
-    pub fn parse(kind: Kind, v: &'a [u8]) -> Option<Value<'a>> {
-        let mut any_bad = false;
-        let value = Value::parse_list(kind, v, &mut |_| any_bad = true)?;
-        (!any_bad).then_some(value)
-    }
-}
-
-/// The effective configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct Config<'a> {
-    pub enabled: bool,
-    pub idle_s: u32,
-    pub interval_s: u32,
-    pub count: u32,
-    pub user_timeout: UserTimeout,
-    pub mode: Mode,
-    pub include: RuleList,
-    pub exclude: RuleList,
-    pub programs: ProgramList<'a>,
-    pub log_level: Level,
-    pub log_file: Option<&'a [u8]>,
-    /// The config file that was read, if any.
-    pub config_file: Option<&'a [u8]>,
-    pub library: Option<&'a [u8]>,
-    sources: [Source; N],
-}
-
-impl<'a> Config<'a> {
-    /// Every setting at its default, parsed from the table.
-    pub fn defaults() -> Config<'a> {
-        let mut c = Config {
-            enabled: true,
-            idle_s: 0,
-            interval_s: 0,
-            count: 0,
-            user_timeout: UserTimeout::Off,
-            mode: Mode::Respect,
-            include: RuleList::EMPTY,
-            exclude: RuleList::EMPTY,
-            programs: ProgramList::EMPTY,
-            log_level: Level::Warn,
-            log_file: None,
-            config_file: None,
-            library: None,
-            sources: [Source::Default; N],
-        };
-        for s in SETTINGS {
-            // Every non-empty default parses (a test checks it).
-            if let Some(v) = Value::parse(s.kind, s.default.as_bytes()) {
-                c.set(s.key, v);
-            }
-        }
-        c
-    }
-
-    fn set(&mut self, key: Key, value: Value<'a>) {
-        match (key, value) {
-            (Key::Enabled, Value::Switch(on)) => self.enabled = on,
-            (Key::Idle, Value::Seconds(s)) => self.idle_s = s,
-            (Key::Interval, Value::Seconds(s)) => self.interval_s = s,
-            (Key::Count, Value::Number(n)) => self.count = n,
-            (Key::UserTimeout, Value::UserTimeout(t)) => self.user_timeout = t,
-            (Key::Mode, Value::Mode(m)) => self.mode = m,
-            (Key::Include, Value::Destinations(l)) => self.include = l,
-            (Key::Exclude, Value::Destinations(l)) => self.exclude = l,
-            (Key::Programs, Value::Programs(p)) => self.programs = p,
-            (Key::LogLevel, Value::Level(l)) => self.log_level = l,
-            (Key::LogFile, Value::Path(p)) => self.log_file = Some(p),
-            (Key::ConfigFile, Value::Path(p)) => self.config_file = Some(p),
-            (Key::Library, Value::Path(p)) => self.library = Some(p),
-            _ => {}
-        }
-    }
-
-    /// Where `key`'s effective value came from.
-    pub fn source(&self, key: Key) -> Source {
-        self.sources
-            .get(key_index(key))
-            .copied()
-            .unwrap_or(Source::Default)
-    }
-
-    /// `TCP_USER_TIMEOUT` in milliseconds, or `None` when it is off. `auto`
-    /// is (idle + interval x count) s from the effective values, capped at
-    /// the kernel's maximum.
-    pub fn user_timeout_ms(&self) -> Option<u32> {
-        match self.user_timeout {
-            UserTimeout::Off => None,
-            UserTimeout::Millis(ms) => Some(ms),
-            UserTimeout::Auto => Some(UserTimeout::auto_ms(
-                self.idle_s,
-                self.interval_s,
-                self.count,
-            )),
-        }
-    }
-
-    /// Worst-case seconds from the last data to a dead idle peer being
-    /// detected by keepalive probes: idle + interval x count.
-    pub fn detection_s(&self) -> u64 {
-        u64::from(self.interval_s)
-            .saturating_mul(u64::from(self.count))
-            .saturating_add(u64::from(self.idle_s))
-    }
-
-    /// The destination filters.
-    pub fn filters(&self) -> Filters {
-        Filters {
-            include: self.include,
-            exclude: self.exclude,
-        }
-    }
-
-    /// True if destination filters are set: decisions wait for `connect()`.
-    pub fn has_filters(&self) -> bool {
-        self.filters().is_set()
-    }
-
-    /// Whether a connection to `dest` (a server: its local address) gets
-    /// the options.
-    pub fn decide(&self, dest: &SockAddr) -> Decision {
-        self.filters().decide(dest)
-    }
-
-    /// Whether the shim is active in a program known by these names
-    /// (basenames of the executable and of argv[0]).
-    pub fn program_allowed(&self, names: &[&[u8]]) -> bool {
-        let allowed = self.programs.names();
-        allowed.is_empty() || allowed.iter().any(|a| names.contains(a))
-    }
-}
-
-fn key_index(key: Key) -> usize {
-    SETTINGS.iter().position(|s| s.key == key).unwrap_or(0)
-}
-
-/// Something wrong with the configuration. Each is reported once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Diagnostic<'a> {
-    /// The value is not accepted; the next source (or the default) is used.
-    Invalid {
-        setting: &'static Setting,
-        name: &'a [u8],
-        value: &'a [u8],
-        origin: Origin<'a>,
-    },
-    /// One entry of a list is not accepted and is skipped.
-    BadEntry {
-        setting: &'static Setting,
-        entry: &'a [u8],
-        origin: Origin<'a>,
-    },
-    /// A `KEEPALIVE_SHIM_*` name that is not a setting: probably a typo.
-    Unknown { name: &'a [u8], origin: Origin<'a> },
-    /// A config file line that is not `KEY=value`.
-    Malformed { path: &'a [u8], line: u32 },
-    /// A variable that is ignored where it was found, and why.
-    Ignored { name: &'a [u8], why: &'static str },
-}
-
-impl Diagnostic<'_> {
-    /// The message, without a prefix or newline. `config` is the final
-    /// configuration, to say which value is used instead.
-    pub fn write(&self, config: &Config<'_>, out: &mut impl Sink) {
-        let put_origin = |out: &mut _, origin: &Origin<'_>| {
-            if let Origin::File { path, line } = *origin {
-                put_file_line(out, path, line);
-            }
-        };
-        match *self {
-            Diagnostic::Invalid {
-                setting,
-                name,
-                value,
-                origin,
-            } => {
-                put_origin(out, &origin);
-                put_escaped(out, name, 64);
-                out.put(b"=\"");
-                put_escaped(out, value, 64);
-                out.put(b"\" is not valid (accepted: ");
-                put_plain(out, setting.accepted);
-                out.put(b"); using ");
-                match config.source(setting.key) {
-                    Source::Default => {
-                        out.put(b"the default ");
-                        put_plain(out, setting.default_doc);
-                    }
-                    source => {
-                        put_value(out, config, setting.key);
-                        out.put(b" from ");
-                        put_source(out, config, source);
-                    }
-                }
-            }
-            Diagnostic::BadEntry {
-                setting,
-                entry,
-                origin,
-            } => {
-                put_origin(out, &origin);
-                out.put(setting.var.as_bytes());
-                out.put(b": entry \"");
-                put_escaped(out, entry, 64);
-                out.put(b"\" is not valid and is skipped (accepted: ");
-                put_plain(out, setting.accepted);
-                out.put(b")");
-            }
-            Diagnostic::Unknown { name, origin } => {
-                put_origin(out, &origin);
-                put_escaped(out, name, 64);
-                out.put(b" is not a keepalive-shim setting (a typo?); ignored. ");
-                out.put(b"Settings: keepalive-shim --help");
-            }
-            Diagnostic::Malformed { path, line } => {
-                put_file_line(out, path, line);
-                out.put(b"not a KEY=value line; ignored");
-            }
-            Diagnostic::Ignored { name, why } => {
-                put_escaped(out, name, 64);
-                out.put(b" is ignored: ");
-                out.put(why.as_bytes());
-            }
-        }
-    }
-}
-
-fn put_file_line(out: &mut impl Sink, path: &[u8], line: u32) {
-    put_escaped(out, path, 256);
-    out.put(b" line ");
-    put_u64(out, u64::from(line));
-    out.put(b": ");
-}
-
-/// Writes docs text without Markdown backticks.
-fn put_plain(out: &mut impl Sink, s: &str) {
-    for part in s.as_bytes().split(|&b| b == b'`') {
-        out.put(part);
-    }
-}
-
-/// Writes where a value came from: `default`, a variable name, or a file line.
-pub fn put_source(out: &mut impl Sink, config: &Config<'_>, source: Source) {
-    match source {
-        Source::Default => out.put(b"default"),
-        Source::Env(name) => out.put(name.as_bytes()),
-        Source::File(line) => {
-            put_escaped(out, config.config_file.unwrap_or(b"config file"), 256);
-            out.put(b" line ");
-            put_u64(out, u64::from(line));
-        }
-    }
-}
-
-/// Writes `key`'s effective value as a user would type it.
-pub fn put_value(out: &mut impl Sink, c: &Config<'_>, key: Key) {
-    let put_rules = |out: &mut _, list: &RuleList| {
-        for (i, r) in list.rules().iter().enumerate() {
-            if i > 0 {
-                Sink::put(out, b",");
-            }
-            r.write(out);
-        }
-    };
-    match key {
-        Key::Enabled => out.put(if c.enabled { b"on" } else { b"off" }),
-        Key::Idle => put_secs(out, c.idle_s),
-        Key::Interval => put_secs(out, c.interval_s),
-        Key::Count => put_u64(out, u64::from(c.count)),
-        Key::UserTimeout => match (c.user_timeout, c.user_timeout_ms()) {
-            (UserTimeout::Off, _) | (_, None) => out.put(b"off"),
-            (t, Some(ms)) => {
-                if t == UserTimeout::Auto {
-                    out.put(b"auto = ");
-                }
-                put_u64(out, u64::from(ms));
-                out.put(b" ms");
-            }
-        },
-        Key::Mode => out.put(c.mode.name().as_bytes()),
-        Key::Include | Key::Exclude => {
-            let list = if key == Key::Include {
-                &c.include
-            } else {
-                &c.exclude
-            };
-            if list.is_empty() {
-                put_plain(out, setting(key).default_doc);
-            } else {
-                put_rules(out, list);
-            }
-        }
-        Key::Programs => {
-            if c.programs.names().is_empty() {
-                put_plain(out, setting(key).default_doc);
-            }
-            for (i, name) in c.programs.names().iter().enumerate() {
-                if i > 0 {
-                    out.put(b",");
-                }
-                put_escaped(out, name, 255);
-            }
-        }
-        Key::LogLevel => out.put(c.log_level.name().as_bytes()),
-        Key::LogFile | Key::ConfigFile | Key::Library => {
-            let path = match key {
-                Key::LogFile => c.log_file,
-                Key::ConfigFile => c.config_file,
-                _ => c.library,
-            };
-            match path {
-                Some(p) => put_escaped(out, p, 4096),
-                None if key == Key::ConfigFile => out.put(b"none"),
-                None => put_plain(out, setting(key).default_doc),
-            }
-        }
-    }
-}
-
-fn put_secs(out: &mut impl Sink, s: u32) {
-    put_u64(out, u64::from(s));
-    out.put(b" s");
-}
-
-/// The environment's values for every known name, gathered in one pass.
-pub struct EnvView<'a> {
-    values: [[Option<&'a [u8]>; NAMES]; N],
-}
-
-impl<'a> EnvView<'a> {
-    /// Collects `NAME=value` pairs. As with `getenv`, the first occurrence of
-    /// a name counts. Unknown `KEEPALIVE_SHIM_*` names are reported.
-    pub fn collect<I>(vars: I, report: &mut dyn FnMut(Diagnostic<'a>)) -> EnvView<'a>
-    where
-        I: IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    {
-        let mut view = EnvView {
-            values: [[None; NAMES]; N],
-        };
-        for (name, value) in vars {
-            let mut known = false;
-            for (row, s) in view.values.iter_mut().zip(SETTINGS) {
-                let names = core::iter::once(s.var).chain(s.aliases.iter().copied());
-                for (slot, candidate) in row.iter_mut().zip(names) {
-                    if candidate.as_bytes() == name {
-                        known = true;
-                        if slot.is_none() {
-                            *slot = Some(value);
-                        }
-                    }
-                }
-            }
-            let ours = name
-                .strip_prefix(VAR_PREFIX.as_bytes())
-                .is_some_and(|t| t.first() == Some(&b'_'));
-            if !known && ours {
-                report(Diagnostic::Unknown {
-                    name,
-                    origin: Origin::Env,
-                });
-            }
-        }
-        view
-    }
-
-    fn get(&self, key: Key, name_index: usize) -> Option<&'a [u8]> {
-        self.values
-            .get(key_index(key))?
-            .get(name_index)
-            .copied()
-            .flatten()
-    }
-
-    /// The config file to read: `KEEPALIVE_SHIM_CONFIG` unless `secure`,
-    /// else the default path. The flag says whether it was asked for
-    /// explicitly (a missing default file is normal; a missing named one is
-    /// worth a warning).
-    pub fn config_path(&self, secure: bool) -> (&'a [u8], bool) {
-        match self.get(Key::ConfigFile, 0) {
-            Some(p) if !secure && Value::parse(Kind::Path, p).is_some() => (p, true),
-            _ => (DEFAULT_CONFIG_FILE.as_bytes(), false),
-        }
-    }
-}
-
-/// A config file's `KEY=value` lines.
-pub struct FileView<'a> {
-    path: &'a [u8],
-    values: [Option<(&'a [u8], u32)>; N],
-}
-
-impl<'a> FileView<'a> {
-    /// Parses the file's contents: `KEY=value` lines, blank lines and `#`
-    /// comments; whitespace around keys and values and one pair of double
-    /// quotes around a value are removed. Keys are `KEEPALIVE_SHIM_*` names.
-    pub fn parse(
-        path: &'a [u8],
-        contents: &'a [u8],
-        report: &mut dyn FnMut(Diagnostic<'a>),
-    ) -> FileView<'a> {
-        let mut view = FileView {
-            path,
-            values: [None; N],
-        };
-        let mut number: u32 = 0;
-        for line in contents.split(|&b| b == b'\n') {
-            number = number.saturating_add(1);
-            let line = line.trim_ascii();
-            if line.is_empty() || line.first() == Some(&b'#') {
-                continue;
-            }
-            let Some(eq) = line.iter().position(|&b| b == b'=') else {
-                report(Diagnostic::Malformed { path, line: number });
-                continue;
-            };
-            let (key, value) = line.split_at(eq);
-            let key = key.trim_ascii();
-            let value = value.get(1..).unwrap_or(&[]).trim_ascii();
-            let value = match value {
-                [b'"', inner @ .., b'"'] => inner,
-                _ => value,
-            };
-            let origin = Origin::File { path, line: number };
-            match SETTINGS.iter().position(|s| s.var.as_bytes() == key) {
-                Some(i) if SETTINGS.get(i).is_some_and(|s| s.key == Key::ConfigFile) => {
-                    report(Diagnostic::Ignored {
-                        name: key,
-                        why: "it has no effect inside the config file",
-                    })
-                }
-                Some(i) => {
-                    if let Some(slot @ None) = view.values.get_mut(i) {
-                        *slot = Some((value, number));
-                    }
-                }
-                None => report(Diagnostic::Unknown { name: key, origin }),
-            }
-        }
-        view
-    }
-}
+use crate::config::{Config, Source};
+use crate::diagnostic::{Diagnostic, Origin};
+use crate::settings::SETTINGS;
+use crate::settings::{setting, AliasMeaning, Key, Kind, Setting};
+use crate::sources::{EnvView, FileView};
+use crate::value::Value;
 
 /// Resolves the configuration. In secure-execution mode (`secure`), the log
 /// file and config path from the environment are ignored.
@@ -596,9 +32,10 @@ pub fn resolve<'a>(
         if s.key == Key::ConfigFile {
             continue; // decided by the caller, who read the file
         }
-        let names = core::iter::once(s.var).chain(s.aliases.iter().copied());
+        let names = core::iter::once((s.var, AliasMeaning::Same))
+            .chain(s.aliases.iter().map(|a| (a.name, a.meaning)));
         let mut chosen = false;
-        for (i, name) in names.enumerate() {
+        for (i, (name, meaning)) in names.enumerate() {
             let Some(value) = env.get(s.key, i) else {
                 continue;
             };
@@ -609,12 +46,20 @@ pub fn resolve<'a>(
                 });
                 continue;
             }
+            if meaning.leaves_default(value) {
+                continue;
+            }
+            let source = Source::Env(name);
             let origin = Origin::Env;
-            if let Some(v) = parse_reporting(s, name.as_bytes(), value, origin, report) {
-                c.set(s.key, v);
-                set_source(&mut c, index, Source::Env(name));
-                chosen = true;
-                break;
+            match parse_reporting(s, meaning, name.as_bytes(), value, origin, report) {
+                Parsed::Value(v) => {
+                    c.set(s.key, v);
+                    set_source(&mut c, index, source);
+                    chosen = true;
+                    break;
+                }
+                Parsed::Invalid => reject(&mut c, index, source, value),
+                Parsed::Empty => {}
             }
         }
         if chosen {
@@ -623,9 +68,21 @@ pub fn resolve<'a>(
         let from_file = file.and_then(|f| Some((f.path, f.values.get(index).copied().flatten()?)));
         if let Some((path, (value, line))) = from_file {
             let origin = Origin::File { path, line };
-            if let Some(v) = parse_reporting(s, s.var.as_bytes(), value, origin, report) {
-                c.set(s.key, v);
-                set_source(&mut c, index, Source::File(line));
+            let source = Source::File(line);
+            match parse_reporting(
+                s,
+                AliasMeaning::Same,
+                s.var.as_bytes(),
+                value,
+                origin,
+                report,
+            ) {
+                Parsed::Value(v) => {
+                    c.set(s.key, v);
+                    set_source(&mut c, index, source);
+                }
+                Parsed::Invalid => reject(&mut c, index, source, value),
+                Parsed::Empty => {}
             }
         }
     }
@@ -649,36 +106,54 @@ fn set_source(c: &mut Config<'_>, index: usize, source: Source) {
     }
 }
 
+/// Records the first rejected value of a setting, for `check`'s row.
+fn reject<'a>(c: &mut Config<'a>, index: usize, source: Source, value: &'a [u8]) {
+    if let Some(slot @ None) = c.rejected.get_mut(index) {
+        *slot = Some((source, value));
+    }
+}
+
+// Lives briefly on the stack, like `Value`.
+#[allow(clippy::large_enum_variant)]
+enum Parsed<'a> {
+    Value(Value<'a>),
+    /// An empty list: the same as unset, silently.
+    Empty,
+    /// Reported; the next source is used.
+    Invalid,
+}
+
 fn parse_reporting<'a>(
     s: &'static Setting,
+    meaning: AliasMeaning,
     name: &'a [u8],
     value: &'a [u8],
     origin: Origin<'a>,
     report: &mut dyn FnMut(Diagnostic<'a>),
-) -> Option<Value<'a>> {
+) -> Parsed<'a> {
     let is_list = matches!(s.kind, Kind::Destinations | Kind::Programs);
     if is_list && value.trim_ascii().is_empty() {
-        return None; // an empty list is the same as an unset one
+        return Parsed::Empty;
     }
-    let mut bad_entries = false;
-    let parsed = Value::parse_list(s.kind, value, &mut |entry| {
-        bad_entries = true;
+    let parsed = Value::parse_alias(meaning, s.kind, value, &mut |entry| {
         report(Diagnostic::BadEntry {
             setting: s,
             entry,
             origin,
         })
     });
-    // A list whose entries were all reported needs no second warning.
-    if parsed.is_none() && !bad_entries {
-        report(Diagnostic::Invalid {
-            setting: s,
-            name,
-            value,
-            origin,
-        });
+    match parsed {
+        Some(v) => Parsed::Value(v),
+        None => {
+            report(Diagnostic::Invalid {
+                setting: s,
+                name,
+                value,
+                origin,
+            });
+            Parsed::Invalid
+        }
     }
-    parsed
 }
 
 /// Resolves from the environment alone (no config file, not secure).
@@ -691,9 +166,15 @@ where
 }
 
 #[cfg(test)]
+// Tests may panic: a failed unwrap or index is a failed test.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::settings::setting_by_var;
+    use crate::message::put_value;
+    use crate::net::SockAddr;
+    use crate::settings::{setting_by_var, Level, Mode, UserTimeout};
+    use crate::settings::{DEFAULT_CONFIG_FILE, VAR_PREFIX};
+    use crate::sources::NAMES;
     use crate::text::LineBuf;
     use std::string::String;
     use std::vec::Vec;
@@ -726,26 +207,10 @@ mod tests {
         String::from_utf8(b.as_bytes().to_vec()).unwrap()
     }
 
-    const ALL_KEYS: [Key; 13] = [
-        Key::Enabled,
-        Key::Idle,
-        Key::Interval,
-        Key::Count,
-        Key::UserTimeout,
-        Key::Mode,
-        Key::Include,
-        Key::Exclude,
-        Key::Programs,
-        Key::LogLevel,
-        Key::LogFile,
-        Key::ConfigFile,
-        Key::Library,
-    ];
-
     #[test]
     fn table_has_every_key_once_and_defaults_parse() {
-        assert_eq!(SETTINGS.len(), ALL_KEYS.len());
-        for key in ALL_KEYS {
+        assert_eq!(SETTINGS.len(), Key::ALL.len());
+        for &key in Key::ALL {
             assert_eq!(
                 SETTINGS.iter().filter(|s| s.key == key).count(),
                 1,
@@ -756,6 +221,19 @@ mod tests {
         for s in SETTINGS {
             assert!(s.var.starts_with(VAR_PREFIX), "{}", s.var);
             assert!(s.aliases.len() < NAMES);
+            // Each alias's meaning fits its setting's kind: a mispaired
+            // entry would reject every value of that alias.
+            for a in s.aliases {
+                let fits = match a.meaning {
+                    AliasMeaning::Same => true,
+                    AliasMeaning::Integer => {
+                        matches!(s.kind, Kind::Seconds { .. } | Kind::Number { .. })
+                    }
+                    AliasMeaning::MillisOrAuto => matches!(s.kind, Kind::UserTimeout { .. }),
+                };
+                assert!(fits, "{}: {}", s.var, a.name);
+                assert!(setting_by_var(a.name.as_bytes()).is_none(), "{}", a.name);
+            }
             if !s.default.is_empty() {
                 assert!(
                     Value::parse(s.kind, s.default.as_bytes()).is_some(),
@@ -1009,6 +487,80 @@ mod tests {
     }
 
     #[test]
+    fn libkeepalive_ng_variables() {
+        // Alone: plain seconds, a count, milliseconds.
+        let (c, d) = run(&[
+            ("TCP_KEEPIDLE", "33"),
+            ("TCP_KEEPINTVL", "7"),
+            ("TCP_KEEPCNT", "4"),
+            ("TCP_USER_TIMEOUT", "25000"),
+        ]);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!((c.idle_s, c.interval_s, c.count), (33, 7, 4));
+        assert_eq!(c.user_timeout_ms(), Some(25_000));
+        assert_eq!(c.source(Key::Idle), Source::Env("TCP_KEEPIDLE"));
+        assert_eq!(c.source(Key::UserTimeout), Source::Env("TCP_USER_TIMEOUT"));
+        // -1 is auto, from the effective values.
+        let (c, _) = run(&[("TCP_KEEPIDLE", "20"), ("TCP_USER_TIMEOUT", "-1")]);
+        assert_eq!(c.user_timeout, UserTimeout::Auto);
+        assert_eq!(c.user_timeout_ms(), Some((20 + 10 * 6) * 1000));
+        // 0 leaves the system default: the next source is used, silently.
+        let (c, d) = run_with_file(
+            &[
+                ("TCP_KEEPIDLE", "0"),
+                ("TCP_KEEPCNT", "0"),
+                ("TCP_USER_TIMEOUT", "0"),
+            ],
+            Some("KEEPALIVE_SHIM_IDLE=44\nKEEPALIVE_SHIM_USER_TIMEOUT=9s\n"),
+            false,
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!((c.idle_s, c.count), (44, 6));
+        assert_eq!(c.source(Key::Idle), Source::File(1));
+        assert_eq!(c.source(Key::Count), Source::Default);
+        assert_eq!(c.user_timeout_ms(), Some(9000));
+        // Last in the chain of environment variables, before the file.
+        let (c, _) = run(&[
+            ("TCP_KEEPIDLE", "33"),
+            ("DD_TCP_KEEPALIVE_TIME", "22"),
+            ("TCP_KEEPINTVL", "7"),
+            ("KEEPINTVL", "5"),
+            ("TCP_USER_TIMEOUT", "1234"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "off"),
+        ]);
+        assert_eq!((c.idle_s, c.interval_s, c.user_timeout_ms()), (22, 5, None));
+        // Their own syntax only: no units, no words; invalid falls through.
+        for (var, value) in [
+            ("TCP_KEEPIDLE", "30s"),
+            ("TCP_KEEPIDLE", "32768"),
+            ("TCP_KEEPCNT", "128"),
+            ("TCP_KEEPCNT", "-1"),
+            ("TCP_USER_TIMEOUT", "auto"),
+            ("TCP_USER_TIMEOUT", "5s"),
+            ("TCP_USER_TIMEOUT", "-2"),
+            ("TCP_USER_TIMEOUT", "2147483648"),
+        ] {
+            let (c, d) = run(&[(var, value), ("KEEPALIVE_SHIM_LOG", "info")]);
+            assert_eq!(d.len(), 1, "{var}={value}");
+            let key = SETTINGS
+                .iter()
+                .find(|s| s.aliases.iter().any(|a| a.name == var))
+                .unwrap()
+                .key;
+            assert_eq!(c.source(key), Source::Default, "{var}={value}");
+            assert_eq!(c.rejected(key), Some((Source::Env(var), value.as_bytes())));
+            let text = message(&d[0], &c);
+            assert!(text.contains(", 0 = not set); using the default"), "{text}");
+        }
+        let (c, d) = run(&[("TCP_USER_TIMEOUT", "x")]);
+        assert_eq!(
+            message(&d[0], &c),
+            "TCP_USER_TIMEOUT=\"x\" is not valid (accepted: a whole number from 1 to \
+             2147483647 ms, -1 = auto, 0 = not set); using the default off (not set)"
+        );
+    }
+
+    #[test]
     fn an_invalid_value_falls_through_to_the_next_source() {
         let (c, d) = run(&[("KEEPALIVE_SHIM_IDLE", "junk"), ("KEEPIDLE", "25")]);
         assert_eq!(c.idle_s, 25);
@@ -1033,6 +585,9 @@ mod tests {
         assert_eq!(c.count, 6);
         assert_eq!(c.include.rules().len(), 1);
         assert_eq!(c.config_file, Some(&b"/etc/ks.conf"[..]));
+        // check's rows: the rejected COUNT, and where.
+        assert_eq!(c.rejected(Key::Count), Some((Source::File(7), &b"0"[..])));
+        assert_eq!(c.rejected(Key::Idle), None);
         let texts: Vec<String> = d.iter().map(|d| message(d, &c)).collect();
         assert_eq!(d.len(), 5, "{texts:#?}");
         assert!(texts[0].starts_with("/etc/ks.conf line 5: not a KEY=value line"));
@@ -1042,10 +597,14 @@ mod tests {
             texts[3].starts_with("/etc/ks.conf line 7: KEEPALIVE_SHIM_COUNT=\"0\" is not valid")
         );
         assert!(
-            texts[4].contains("entry \"bogus\" is not valid and is skipped"),
+            texts[4].contains("entry \"bogus\" is not valid")
+                && texts[4].ends_with(
+                    "no socket gets the options while an INCLUDE or EXCLUDE entry is invalid"
+                ),
             "{}",
             texts[4]
         );
+        assert!(c.include.is_invalid());
     }
 
     #[test]
@@ -1093,11 +652,41 @@ mod tests {
         assert!(!c.decide(&addr("10.1.3.4:80")).applies); // exclude wins
         assert!(!c.decide(&addr("192.168.1.1:80")).applies);
         assert!(c.decide(&addr("[::ffff:10.2.3.4]:80")).applies);
-        // An INCLUDE without a valid entry behaves as unset.
-        let (c, d) = run(&[("KEEPALIVE_SHIM_INCLUDE", "junk, also junk")]);
-        assert_eq!(d.len(), 2);
-        assert!(c.include.is_empty());
-        assert!(c.decide(&addr("192.168.1.1:80")).applies);
+        // Any invalid entry: no destination gets the options, whatever the
+        // valid entries say, with one warning per invalid entry.
+        for (var, value) in [
+            ("KEEPALIVE_SHIM_INCLUDE", "junk, also junk"),
+            ("KEEPALIVE_SHIM_INCLUDE", "[::1]/128:99999"),
+            ("KEEPALIVE_SHIM_INCLUDE", "192.168.0.0/16, 10.0.0.0/33"),
+            ("KEEPALIVE_SHIM_EXCLUDE", "10.9.0.0/16, :0"),
+        ] {
+            let (c, d) = run(&[(var, value)]);
+            assert!(
+                !d.is_empty() && d.iter().all(|d| matches!(d, Diagnostic::BadEntry { .. })),
+                "{value}: {d:?}"
+            );
+            assert!(c.has_filters(), "{value}");
+            assert!(!c.decide(&addr("192.168.1.1:80")).applies, "{value}");
+            let key = setting_by_var(var.as_bytes()).unwrap().key;
+            assert!(c.is_invalid_list(key));
+            assert_eq!(c.source(key), Source::Env(var));
+            let mut shown = LineBuf::<128>::new();
+            put_value(&mut shown, &c, key);
+            assert_eq!(shown.as_bytes(), b"no socket (an entry is invalid)");
+        }
+        // An invalid list in the environment is not replaced by the file's.
+        let (c, _) = run_with_file(
+            &[("KEEPALIVE_SHIM_INCLUDE", "fd00::/8, bogus")],
+            Some("KEEPALIVE_SHIM_INCLUDE=0.0.0.0/0\n"),
+            false,
+        );
+        assert!(!c.decide(&addr("10.0.0.1:80")).applies);
+        // The new IPv6 spellings are valid entries.
+        let (c, d) = run(&[("KEEPALIVE_SHIM_INCLUDE", "::1, fd00::/8, [fe80::]/10:22")]);
+        assert!(d.is_empty(), "{d:?}");
+        assert!(c.decide(&addr("[::1]:80")).applies);
+        assert!(c.decide(&addr("[fe80::1]:22")).applies);
+        assert!(!c.decide(&addr("127.0.0.1:80")).applies);
         // An empty list is unset, silently.
         let (c, d) = run(&[("KEEPALIVE_SHIM_EXCLUDE", "")]);
         assert!(d.is_empty() && !c.has_filters());
@@ -1109,8 +698,19 @@ mod tests {
         assert!(c.program_allowed(&[b"python3.11", b"python3"]));
         assert!(c.program_allowed(&[b"curl", b"curl"]));
         assert!(!c.program_allowed(&[b"bash", b"sh"]));
-        let (c, d) = run(&[("KEEPALIVE_SHIM_PROGRAMS", "/usr/bin/curl")]);
-        assert_eq!(d.len(), 1);
-        assert!(c.program_allowed(&[b"anything"]));
+        // An invalid name: no socket in any program gets the options, the
+        // valid names' included; the hooks stay armed to print the warning.
+        let dest = SockAddr {
+            ip: crate::net::Ip::V4([10, 0, 0, 1]),
+            port: 80,
+        };
+        for list in ["/usr/bin/curl", "curl, /usr/bin/wget"] {
+            let (c, d) = run(&[("KEEPALIVE_SHIM_PROGRAMS", list)]);
+            assert_eq!(d.len(), 1);
+            assert!(c.programs.is_set() && c.programs.is_invalid());
+            assert!(c.program_allowed(&[b"curl"]) && c.program_allowed(&[b"anything"]));
+            assert!(c.has_filters() && c.filters().is_invalid());
+            assert!(!c.decide(&dest).applies);
+        }
     }
 }

@@ -5,9 +5,24 @@ use crate::text::Sink;
 /// Every variable starts with this; unknown ones with this prefix are typos.
 pub const VAR_PREFIX: &str = "KEEPALIVE_SHIM";
 
-/// Which setting a row of [`SETTINGS`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
+/// Declares [`Key`] and [`Key::ALL`] from one list, so that the list of
+/// every key cannot miss a variant.
+macro_rules! keys {
+    ($($name:ident),+ $(,)?) => {
+        /// Which setting a row of [`SETTINGS`] is.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Key {
+            $($name,)+
+        }
+
+        impl Key {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [Key] = &[$(Key::$name,)+];
+        }
+    };
+}
+
+keys! {
     Enabled,
     Idle,
     Interval,
@@ -120,6 +135,52 @@ impl Level {
     }
 }
 
+/// How another tool's variable writes its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AliasMeaning {
+    /// As the setting's own variable.
+    Same,
+    /// libkeepalive-ng's plain integers: whole seconds for a duration, a
+    /// count for a count; `0` leaves the system default, so the next source
+    /// is used.
+    Integer,
+    /// libkeepalive-ng's `TCP_USER_TIMEOUT`: milliseconds; `-1` is `auto`;
+    /// `0` leaves the system default, so the next source is used.
+    MillisOrAuto,
+}
+
+/// Another tool's variable, honoured for a setting so that replacing that
+/// tool needs only the library path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Alias {
+    pub name: &'static str,
+    pub meaning: AliasMeaning,
+}
+
+impl AliasMeaning {
+    /// True if `v` asks for the system default: the alias is then as good
+    /// as unset and the next source is used.
+    pub fn leaves_default(self, v: &[u8]) -> bool {
+        self != AliasMeaning::Same && v == b"0"
+    }
+}
+
+impl Alias {
+    const fn same(name: &'static str) -> Alias {
+        Alias {
+            name,
+            meaning: AliasMeaning::Same,
+        }
+    }
+
+    const fn integer(name: &'static str) -> Alias {
+        Alias {
+            name,
+            meaning: AliasMeaning::Integer,
+        }
+    }
+}
+
 /// One variable.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Setting {
@@ -127,8 +188,8 @@ pub struct Setting {
     /// The environment variable (and the key in the config file).
     pub var: &'static str,
     /// Variables of other tools honoured when `var` is unset, in order of
-    /// precedence (libkeepalive's, then libdontdie's).
-    pub aliases: &'static [&'static str],
+    /// precedence: libkeepalive's, then libdontdie's, then libkeepalive-ng's.
+    pub aliases: &'static [Alias],
     /// The socket option it sets, or its role in parentheses.
     pub target: &'static str,
     pub kind: Kind,
@@ -154,7 +215,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Enabled,
         var: "KEEPALIVE_SHIM",
-        aliases: &["KEEPALIVE", "DD_USE_KEEPALIVE"],
+        aliases: &[Alias::same("KEEPALIVE"), Alias::same("DD_USE_KEEPALIVE")],
         target: "(master switch)",
         kind: Kind::Switch,
         default: "on",
@@ -167,7 +228,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Idle,
         var: "KEEPALIVE_SHIM_IDLE",
-        aliases: &["KEEPIDLE", "DD_TCP_KEEPALIVE_TIME"],
+        aliases: &[
+            Alias::same("KEEPIDLE"),
+            Alias::same("DD_TCP_KEEPALIVE_TIME"),
+            Alias::integer("TCP_KEEPIDLE"),
+        ],
         target: "TCP_KEEPIDLE",
         kind: Kind::Seconds {
             min: 1,
@@ -183,7 +248,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Interval,
         var: "KEEPALIVE_SHIM_INTERVAL",
-        aliases: &["KEEPINTVL", "DD_TCP_KEEPALIVE_INTVL"],
+        aliases: &[
+            Alias::same("KEEPINTVL"),
+            Alias::same("DD_TCP_KEEPALIVE_INTVL"),
+            Alias::integer("TCP_KEEPINTVL"),
+        ],
         target: "TCP_KEEPINTVL",
         kind: Kind::Seconds {
             min: 1,
@@ -199,7 +268,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::Count,
         var: "KEEPALIVE_SHIM_COUNT",
-        aliases: &["KEEPCNT", "DD_TCP_KEEPALIVE_PROBES"],
+        aliases: &[
+            Alias::same("KEEPCNT"),
+            Alias::same("DD_TCP_KEEPALIVE_PROBES"),
+            Alias::integer("TCP_KEEPCNT"),
+        ],
         target: "TCP_KEEPCNT",
         kind: Kind::Number {
             min: 1,
@@ -215,7 +288,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: Key::UserTimeout,
         var: "KEEPALIVE_SHIM_USER_TIMEOUT",
-        aliases: &[],
+        aliases: &[Alias {
+            name: "TCP_USER_TIMEOUT",
+            meaning: AliasMeaning::MillisOrAuto,
+        }],
         target: "TCP_USER_TIMEOUT",
         kind: Kind::UserTimeout {
             min_ms: 1,
@@ -249,10 +325,10 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Destinations,
         default: "",
         default_doc: "every destination",
-        accepted: "comma-separated `ADDR[/LEN][:PORT[-PORT]]`, `[IPV6[/LEN]][:PORT[-PORT]]`, `:PORT[-PORT]`",
+        accepted: "comma-separated `IPV4[/LEN][:PORT[-PORT]]`, `IPV6[/LEN]` (no port), `[IPV6]/LEN[:PORT[-PORT]]` or `[IPV6[/LEN]][:PORT[-PORT]]`, `:PORT[-PORT]`",
         flag: Some("include"),
         value_name: "LIST",
-        help: "Only connections to these destinations (servers: their local address) get the options.",
+        help: "Only connections to these destinations (servers: their local address) get the options; none do while an entry of INCLUDE or EXCLUDE is invalid.",
     },
     Setting {
         key: Key::Exclude,
@@ -265,7 +341,7 @@ pub const SETTINGS: &[Setting] = &[
         accepted: "same as `KEEPALIVE_SHIM_INCLUDE`; wins over it",
         flag: Some("exclude"),
         value_name: "LIST",
-        help: "Connections to these destinations are left alone.",
+        help: "Connections to these destinations are left alone (all are while an entry is invalid).",
     },
     Setting {
         key: Key::Programs,
@@ -278,7 +354,7 @@ pub const SETTINGS: &[Setting] = &[
         accepted: "comma-separated executable names (basename of the executable or of argv[0])",
         flag: None,
         value_name: "LIST",
-        help: "The shim is active only in these programs; inert in any other.",
+        help: "The shim is active only in these programs; inert in any other; no socket anywhere gets the options while a name is invalid.",
     },
     Setting {
         key: Key::LogLevel,
@@ -362,6 +438,19 @@ pub fn setting_by_var(var: &[u8]) -> Option<&'static Setting> {
 /// Where the config file is looked for when `KEEPALIVE_SHIM_CONFIG` is unset.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/keepalive-shim.conf";
 
+/// How an alias's values differ from its setting's (Markdown, after its
+/// name); nothing when they are the same.
+pub fn put_alias_meaning(out: &mut impl Sink, meaning: AliasMeaning, kind: Kind) {
+    match (meaning, kind) {
+        (AliasMeaning::Same, _) => {}
+        (AliasMeaning::Integer, Kind::Seconds { .. }) => {
+            out.put(b" in whole seconds with `0` = not set")
+        }
+        (AliasMeaning::Integer, _) => out.put(b" with `0` = not set"),
+        (AliasMeaning::MillisOrAuto, _) => out.put(b" in ms with `-1` = `auto`, `0` = not set"),
+    }
+}
+
 /// The README's variable table, exactly.
 pub fn markdown_table(out: &mut impl Sink) {
     out.put(b"| variable | socket option | default | accepted values | meaning |\n");
@@ -372,8 +461,9 @@ pub fn markdown_table(out: &mut impl Sink) {
         out.put(b"`");
         for (i, alias) in s.aliases.iter().enumerate() {
             out.put(if i == 0 { b" (or `" } else { b", `" });
-            out.put(alias.as_bytes());
+            out.put(alias.name.as_bytes());
             out.put(b"`");
+            put_alias_meaning(out, alias.meaning, s.kind);
         }
         if !s.aliases.is_empty() {
             out.put(b")");

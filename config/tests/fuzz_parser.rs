@@ -293,7 +293,7 @@ fn var(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
 fn name_for(rng: &mut Rng, setting: &keepalive_shim_config::Setting) -> Vec<u8> {
     match rng.below(12) {
         0..=5 => setting.var.as_bytes().to_vec(),
-        6 | 7 if !setting.aliases.is_empty() => rng.pick(setting.aliases).as_bytes().to_vec(),
+        6 | 7 if !setting.aliases.is_empty() => rng.pick(setting.aliases).name.as_bytes().to_vec(),
         8 => setting.var.to_ascii_lowercase().into_bytes(),
         9 => {
             let mut n = b"KEEPALIVE_SHIM_".to_vec();
@@ -385,7 +385,7 @@ fn check_value(kind: Kind, input: &[u8], v: &Value<'_>) {
         }
         (Kind::Destinations, Value::Destinations(list)) => {
             assert!(
-                !list.is_empty() && list.rules().len() <= MAX_RULES,
+                list.is_set() && list.rules().len() <= MAX_RULES,
                 "{input:?}"
             );
         }
@@ -669,7 +669,9 @@ fn environments_and_config_files() {
             let a = random_addr(&mut rng);
             let d = c.decide(&a);
             let included = c.include.is_empty() || d.included_by.is_some();
-            assert_eq!(d.applies, included && d.excluded_by.is_none());
+            let invalid =
+                c.include.is_invalid() || c.exclude.is_invalid() || c.programs.is_invalid();
+            assert_eq!(d.applies, !invalid && included && d.excluded_by.is_none());
             let _ = c.program_allowed(&[b"python3", b"curl"]);
         }
     }

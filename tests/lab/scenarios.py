@@ -8,7 +8,9 @@ and what the firewall counted. Nothing here asserts: the tests do.
 Timers (the same as in the field notes, scaled down):
   firewall established-flow timeout   5 s
   shim keepalive                      idle 2 s, interval 1 s, count 3
-  TCP_USER_TIMEOUT (auto)             (2 + 1 x 3) s = 5000 ms
+  TCP_USER_TIMEOUT                    off (the default), except where a
+                                      scenario asks for auto explicitly:
+                                      (2 + 1 x 3) s = 5000 ms
   idle gap in scenario 1              8 s (curl: 60/7 = 8.6 s)
 A run that has not ended HANG_AFTER seconds past the moment the shim would
 have ended it is stopped and recorded as "hang".
@@ -292,7 +294,7 @@ def peer_vanishes_unacked(user_timeout: str = "auto", family: int = 4) -> Result
     """Scenario 3: the server vanishes, then the worker sends a request that
     is never acknowledged. Keepalive is paused while data is in flight; only
     TCP_USER_TIMEOUT ends the wait."""
-    extra = {} if user_timeout == "auto" else {"KEEPALIVE_SHIM_USER_TIMEOUT": user_timeout}
+    extra = {"KEEPALIVE_SHIM_USER_TIMEOUT": user_timeout}
     res = Result("3 peer vanishes, request unacked", "requests",
                  "with shim, USER_TIMEOUT=%s" % user_timeout, family, reference="second request sent")
     run = _Run(res)
