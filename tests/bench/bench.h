@@ -2,8 +2,8 @@
  *
  * Every helper that must stay invisible to a preloaded library (the
  * listener, the raw "floor" calls) uses syscall() directly: the shim hooks
- * the libc symbols socket, connect, listen, accept, accept4, setsockopt and
- * close.
+ * libc's socket functions (socket, connect, listen, accept, setsockopt, close
+ * and more: the list is src/hooks.rs), never the raw syscall.
  */
 #ifndef KS_BENCH_H
 #define KS_BENCH_H
