@@ -24,6 +24,7 @@ import pytest
 
 import netlab
 import scenarios as S
+from conftest import require
 
 # name -> (function, keyword arguments)
 RUNS = {
@@ -69,10 +70,7 @@ def _cannot_run() -> str | None:
 @pytest.fixture(scope="module")
 def lab_ok():
     reason = _cannot_run()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail("network lab cannot run in CI: " + reason)
-        pytest.skip("network lab: " + reason)
+    require(reason is None, f"network lab: {reason}")
     netlab.reap_stale_namespaces()
 
 
