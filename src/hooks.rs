@@ -4,7 +4,7 @@
 //! never dereferences a pointer the program passed: an invalid one gets the
 //! real call's answer (EFAULT), never a fault inside the library.
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use libc::{mmsghdr, msghdr, sockaddr, socklen_t, ssize_t};
 
@@ -202,4 +202,92 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     shim::closing(fd);
     // SAFETY: the caller's argument, passed on unchanged.
     unsafe { sys::real::close(fd) }
+}
+
+/// `dlopen(3)`: a trampoline, not a wrapper. glibc resolves `$ORIGIN` and
+/// the caller's `RUNPATH` from `dlopen`'s return address, so the real
+/// `dlopen` must see the program's: for a `RTLD_DEEPBIND` load the
+/// trampoline notes where the loader's object list ended (see
+/// [`crate::deepbind`]), then jumps, arguments and return address intact.
+///
+/// # Safety
+/// The contract of libc's `dlopen`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(_file: *const c_char, _flags: c_int) -> *mut c_void {
+    core::arch::naked_asm!(
+        "test esi, {deep}",
+        "jz 2f",
+        // rdi/rsi saved; 2 pushes + 8 keep the stack 16-byte aligned.
+        "push rdi",
+        "push rsi",
+        "sub rsp, 8",
+        "call {note}",
+        "add rsp, 8",
+        "pop rsi",
+        "pop rdi",
+        "2:",
+        "mov rax, qword ptr [rip + {real}]",
+        "test rax, rax",
+        "jz 3f",
+        "jmp rax",
+        "3:",
+        "push rdi",
+        "push rsi",
+        "sub rsp, 8",
+        "call {resolve}",
+        "add rsp, 8",
+        "pop rsi",
+        "pop rdi",
+        "test rax, rax",
+        "jz 4f",
+        "jmp rax",
+        "4:",
+        "ret",
+        deep = const libc::RTLD_DEEPBIND,
+        note = sym crate::deepbind::note_deepbind_load,
+        real = sym crate::deepbind::REAL_DLOPEN,
+        resolve = sym crate::deepbind::resolve_dlopen,
+    )
+}
+
+/// `dlopen(3)`, as above, for aarch64 (the return address is in x30).
+///
+/// # Safety
+/// The contract of libc's `dlopen`.
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(_file: *const c_char, _flags: c_int) -> *mut c_void {
+    core::arch::naked_asm!(
+        "tst w1, #{deep}",
+        "b.eq 2f",
+        "stp x29, x30, [sp, #-32]!",
+        "stp x0, x1, [sp, #16]",
+        "bl {note}",
+        "ldp x0, x1, [sp, #16]",
+        "ldp x29, x30, [sp], #32",
+        "2:",
+        "adrp x16, {real}",
+        "ldr x16, [x16, :lo12:{real}]",
+        "cbz x16, 3f",
+        "br x16",
+        "3:",
+        "stp x29, x30, [sp, #-32]!",
+        "stp x0, x1, [sp, #16]",
+        "bl {resolve}",
+        "mov x16, x0",
+        "ldp x0, x1, [sp, #16]",
+        "ldp x29, x30, [sp], #32",
+        "cbz x16, 4f",
+        "br x16",
+        "4:",
+        "mov x0, #0",
+        "ret",
+        deep = const libc::RTLD_DEEPBIND,
+        note = sym crate::deepbind::note_deepbind_load,
+        real = sym crate::deepbind::REAL_DLOPEN,
+        resolve = sym crate::deepbind::resolve_dlopen,
+    )
 }

@@ -26,6 +26,7 @@
 //! release build contains no panic machinery at all.
 #![no_std]
 
+mod deepbind;
 mod fd_table;
 pub mod hooks;
 mod load;
@@ -44,6 +45,7 @@ extern "C" fn on_load(
     envp: *const *const core::ffi::c_char,
 ) {
     sys::resolve_real_functions();
+    deepbind::resolve_dlopen();
     // SAFETY: glibc calls `.init_array` entries with the process's initial
     // environment block (or null, which `Environment` treats as empty).
     let env = unsafe { sys::Environment::from_envp(envp) };
@@ -57,6 +59,16 @@ static LOAD: extern "C" fn(
     *const *const core::ffi::c_char,
     *const *const core::ffi::c_char,
 ) = on_load;
+
+/// At exit: a `RTLD_DEEPBIND` load whose libraries no hooked call came
+/// after is still reported.
+extern "C" fn on_exit() {
+    deepbind::check_pending();
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static EXIT: extern "C" fn() = on_exit;
 
 /// Never reached: the library contains no panicking code, and the release
 /// build is checked to contain no reference to this handler. Should that

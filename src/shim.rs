@@ -37,6 +37,7 @@ use core::ffi::c_int;
 
 use keepalive_shim_config::{Level, Mode, Sink, SockAddr, UserTimeout};
 
+use crate::deepbind;
 use crate::fd_table::{self, FdState};
 use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
@@ -52,6 +53,7 @@ fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
 /// After `socket()`.
 pub fn socket_created(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if fd < 0 {
         return;
     }
@@ -122,6 +124,7 @@ pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
         dest: None,
     };
     let Some(plan) = plan::get() else { return none };
+    deepbind::check_pending();
     let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return none;
     };
@@ -343,18 +346,24 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
     let Some(plan) = plan::get() else { return };
     let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
     // inetd hands one connection over as fds 0, 1 and 2: configure and log
-    // it once.
-    let mut done = [0u32; 4];
+    // it once, and give the other numbers its state, so that an option the
+    // program sets through any of them is seen as set on that socket.
+    // (inode, the first descriptor that had it)
+    let mut done = [(0u32, 0 as c_int); 4];
     for fd in fds {
         // One fstat() per descriptor: most are terminals, pipes or files.
         let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
             continue;
         };
-        if done.contains(&state.inode()) {
+        let same_socket = done.iter().find(|(i, _)| *i != 0 && *i == state.inode());
+        if let Some(&(_, first)) = same_socket {
+            if let Some(same) = fd_table::get(first).filter(|s| s.inode() == state.inode()) {
+                fd_table::store(fd, same);
+            }
             continue;
         }
-        if let Some(free) = done.iter_mut().find(|i| **i == 0) {
-            *free = state.inode();
+        if let Some(free) = done.iter_mut().find(|(i, _)| *i == 0) {
+            *free = (state.inode(), fd);
         }
         if sys::is_listening(fd) {
             if plan.has_filters() {
@@ -409,6 +418,7 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
 /// shim did not see), else at debug level as one that never connected.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
+    deepbind::check_pending();
     if log::enabled(Level::Info) {
         if let Some(state) = fd_table::current(fd) {
             if state.tcp() && state.log_pending() {

@@ -44,7 +44,7 @@ extern "C" {
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
 
 /// `dlsym(RTLD_NEXT, name)`, or null where `dlsym` is not available.
-fn next_symbol(name: &CStr) -> *mut c_void {
+pub fn next_symbol(name: &CStr) -> *mut c_void {
     // SAFETY: a word of read-only data, filled in by the dynamic linker.
     let address = unsafe { core::ptr::read_volatile(&raw const keepalive_shim_dlsym) };
     if address == 0 {
@@ -361,6 +361,12 @@ pub fn secure_execution() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
+/// An auxiliary vector entry (0 if absent).
+pub fn auxv(kind: libc::c_ulong) -> usize {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(kind) as usize }
+}
+
 pub fn getpid() -> c_int {
     // SAFETY: no preconditions.
     unsafe { libc::syscall(libc::SYS_getpid) as c_int }
@@ -466,7 +472,7 @@ pub fn socket_inode(fd: c_int) -> Option<u32> {
 /// unmapped or unreadable source as an error (EFAULT) instead of a SIGSEGV.
 /// `false` if any byte could not be read, or if the call is not allowed
 /// here (a seccomp filter); the caller then treats the value as unknown.
-fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
+pub fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
     if src.is_null() {
         return false;
     }
@@ -724,6 +730,25 @@ pub fn kernel_defaults(out: &mut [c_int], opts: impl Iterator<Item = (c_int, c_i
     }
     close_own(fd);
     ok
+}
+
+/// A plain-data value of type `T` at `src`, read without ever faulting
+/// (see [`copy_from_program`]).
+///
+/// # Safety
+/// Every bit pattern of `size_of::<T>()` bytes must be a valid `T` (integers,
+/// raw pointers and `#[repr(C)]` structs of them).
+pub unsafe fn read_plain<T: Copy>(src: *const T) -> Option<T> {
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: a byte view of our own zeroed local, as long as a `T`.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), core::mem::size_of::<T>())
+    };
+    if !copy_from_program(bytes, src.cast()) {
+        return None;
+    }
+    // SAFETY: fully written, and any bit pattern is a valid `T` (contract).
+    Some(unsafe { value.assume_init() })
 }
 
 /// A destination address as the program passed it: the pointers are only

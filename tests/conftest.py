@@ -17,7 +17,10 @@ import threading
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-LIB = ROOT / "target" / "release" / "libkeepalive_shim.so"
+# KEEPALIVE_SHIM_TEST_LIB runs the tests against another build of the library
+# (say, an older commit's, to see which tests fail without a fix).
+LIB = pathlib.Path(os.environ.get("KEEPALIVE_SHIM_TEST_LIB")
+                   or ROOT / "target" / "release" / "libkeepalive_shim.so")
 CLI = ROOT / "target" / "release" / "keepalive-shim"
 IN_CI = os.environ.get("CI") == "true"
 PROBE = str(ROOT / "tests" / "programs" / "probe.py")
