@@ -86,16 +86,16 @@ BASE_ENV=(env -i PATH=/usr/bin:/bin)
 declare -A VENV=(
   [none]=""
   [empty]="LD_PRELOAD=$EMPTY"
-  [shim]="LD_PRELOAD=$SHIM"
-  [shim-uto-off]="LD_PRELOAD=$SHIM KEEPALIVE_SHIM_USER_TIMEOUT=off"
+  [shim]="LD_PRELOAD=$SHIM KEEPALIVE_SHIM_USER_TIMEOUT=auto"
+  [shim-uto-off]="LD_PRELOAD=$SHIM"
   [shim-off]="LD_PRELOAD=$SHIM KEEPALIVE_SHIM=off"
   [libkeepalive]="LD_PRELOAD=$LIBKA KEEPIDLE=60 KEEPINTVL=10 KEEPCNT=6"
 )
 declare -A VDESC=(
   [none]="no preload"
   [empty]="empty C library preloaded"
-  [shim]="keepalive-shim, defaults (5 options)"
-  [shim-uto-off]="keepalive-shim, USER_TIMEOUT=off (4 options)"
+  [shim]="keepalive-shim, USER_TIMEOUT=auto (5 options)"
+  [shim-uto-off]="keepalive-shim, defaults: USER_TIMEOUT off (4 options)"
   [shim-off]="keepalive-shim, KEEPALIVE_SHIM=off"
   [libkeepalive]="libkeepalive0 0.3, same values (4 options)"
   [floor5]="floor: the program sets the 5 options itself"
@@ -516,8 +516,13 @@ differences is the hook's own cost. A listener made with raw syscalls and
 keeps TIME_WAIT out of the loop. Every variant proves it did its job: the
 last socket's \`SO_KEEPALIVE\`, \`TCP_KEEPCNT\` and \`TCP_USER_TIMEOUT\` are
 checked. libkeepalive0 gets \`KEEPIDLE=60 KEEPINTVL=10 KEEPCNT=6\`, the shim's
-defaults; it sets 4 options, so the like-for-like comparison is with
-\`KEEPALIVE_SHIM_USER_TIMEOUT=off\`.
+defaults; it sets 4 options, like the shim's defaults (the user timeout is
+opt-in); the 5-option rows ask for \`KEEPALIVE_SHIM_USER_TIMEOUT=auto\`.
+Beyond the options, the shim makes one \`fstat()\` at \`socket()\` and one
+at \`connect()\` of a TCP socket: each slot of its descriptor table holds
+the socket's inode, checked before the slot is trusted, because a
+descriptor number can change sockets without any hooked call
+(\`close_range()\`, \`dup2()\`, libc's own closes).
 
 ## Results
 

@@ -59,13 +59,15 @@ show() { # show TITLE CMD...: run the worker, show its socket and ss's timer
 }
 
 show "without the shim"
-show "with the shim (keepalive-shim run --idle 20 --interval 5 --count 3 --log info)" \
-  "$SHIM" run --idle 20 --interval 5 --count 3 --log info --
+show "with the shim (keepalive-shim run --idle 20 --interval 5 --count 3 --user-timeout auto --log info)" \
+  "$SHIM" run --idle 20 --interval 5 --count 3 --user-timeout auto --log info --
 
 echo
 echo "Read it as: with the shim, the kernel probes the idle pooled connection after 20 s,"
 echo "then every 5 s, and drops it after 3 unanswered probes (35 s), or when sent data"
-echo "stays unacknowledged for TCP_USER_TIMEOUT (35 s). Without it: nothing, ever."
+echo "stays unacknowledged for TCP_USER_TIMEOUT (35 s, asked for with --user-timeout auto:"
+echo "it is opt-in, since it also ends a live connection whose reader stops reading that long)."
+echo "Without the shim: nothing, ever."
 
 if [[ -x scripts/demo-firewall.sh ]]; then
   echo

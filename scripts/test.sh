@@ -12,6 +12,9 @@ install_apt_packages curl iproute2 nftables tcpdump conntrack binutils gcc libc6
   nodejs openjdk-17-jdk-headless valgrind postgresql-client util-linux shellcheck
 install_pip_packages pytest requests ruff
 install_rust_components rustfmt clippy
+# Portability and packages: musl-gcc, qemu-user, a Debian root for the .deb.
+install_apt_packages musl-tools qemu-user-static mmdebstrap python3-venv zstd
+. scripts/lib/runtimes.sh
 
 # The house rules first: they take seconds and a failure is cheap to fix.
 echo "== lint"
@@ -29,10 +32,17 @@ install_rust_toolchain "$msrv"
 CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --workspace --all-targets --locked
 
 echo "== build"
-cargo build --release --workspace --locked
+scripts/build.sh
 
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== packages (dist/, both architectures)"
+scripts/package.sh
+fetch_runtimes "${KEEPALIVE_SHIM_CACHE:-$HOME/.cache/keepalive-shim}/runtimes"
+
 echo "== integration tests (pytest)"
 python3 -m pytest -ra tests/ "$@"
+
+echo "== package tests"
+scripts/test-packages.sh

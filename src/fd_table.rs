@@ -16,7 +16,7 @@
 //! [`current`] compares it with `fstat()` before a hook trusts the slot: a
 //! slot whose inode is not the descriptor's is stale and starts afresh.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::options::{Opt, OptSet};
 use crate::sys;
@@ -24,6 +24,8 @@ use crate::sys;
 pub const TRACKED_FDS: usize = 65536;
 
 static TABLE: [AtomicU64; TRACKED_FDS] = [const { AtomicU64::new(0) }; TRACKED_FDS];
+/// One past the highest descriptor ever stored: bounds [`twin`]'s scan.
+static HIGH: AtomicUsize = AtomicUsize::new(0);
 
 // Bit layout of a slot: the state in the low 32 bits, the socket's inode
 // number (sockfs numbers are 32-bit) in the high 32 bits; 0 = not known.
@@ -136,7 +138,30 @@ pub fn get(fd: i32) -> Option<FdState> {
 pub fn store(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
         s.store(state.0, Ordering::Relaxed);
+        let end = usize::try_from(fd).map_or(0, |i| i.saturating_add(1));
+        if HIGH.load(Ordering::Relaxed) < end {
+            HIGH.fetch_max(end, Ordering::Relaxed);
+        }
     }
+}
+
+/// The state of another descriptor for the same socket (`dup()`,
+/// `fcntl(F_DUPFD)`, inetd's fds 0-2), classified already; without its
+/// pending log line, which belongs to the number it was made on. A scan of
+/// the table up to the highest number used, made only the first time a
+/// hook meets a socket it has no state for.
+pub fn twin(fd: i32, state: FdState) -> Option<FdState> {
+    let inode = state.inode();
+    if inode == 0 {
+        return None;
+    }
+    let me = usize::try_from(fd).ok()?;
+    let high = HIGH.load(Ordering::Relaxed).min(TRACKED_FDS);
+    TABLE.get(..high)?.iter().enumerate().find_map(|(i, s)| {
+        let other = FdState(s.load(Ordering::Relaxed));
+        (i != me && other.inode() == inode && other.seen())
+            .then_some(FdState(other.0 & !LOG_PENDING))
+    })
 }
 
 /// Forgets the descriptor. Writes only if there is something to forget, so

@@ -39,26 +39,22 @@ mod sys;
 
 /// Runs when the library is loaded, before `main`: resolves the real libc
 /// functions and reads the configuration, once.
-extern "C" fn on_load(
-    argc: core::ffi::c_int,
-    argv: *const *const core::ffi::c_char,
-    envp: *const *const core::ffi::c_char,
-) {
+///
+/// It takes no arguments: glibc passes `.init_array` entries argc, argv and
+/// envp, but musl passes nothing, so those registers hold garbage there.
+/// The environment and the program name come from the `environ` and
+/// `program_invocation_name` globals instead, which both libcs set before
+/// any constructor runs.
+extern "C" fn on_load() {
     sys::resolve_real_functions();
     deepbind::resolve_dlopen();
-    // SAFETY: glibc calls `.init_array` entries with the process's initial
-    // environment block (or null, which `Environment` treats as empty).
-    let env = unsafe { sys::Environment::from_envp(envp) };
-    load::load(env, argc, argv, sys::secure_execution());
+    let env = sys::Environment::initial();
+    load::load(env, sys::arg0_name(), sys::secure_execution());
 }
 
 #[used]
 #[link_section = ".init_array"]
-static LOAD: extern "C" fn(
-    core::ffi::c_int,
-    *const *const core::ffi::c_char,
-    *const *const core::ffi::c_char,
-) = on_load;
+static LOAD: extern "C" fn() = on_load;
 
 /// At exit: a `RTLD_DEEPBIND` load whose libraries no hooked call came
 /// after is still reported.

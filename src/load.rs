@@ -2,7 +2,7 @@
 //! the config file, resolve the configuration, keep its warnings for later,
 //! and arm the hooks (see [`crate::plan`]).
 
-use core::ffi::{c_char, c_int};
+use core::ffi::c_int;
 
 use keepalive_shim_config::{
     file_verdict, resolve, Config, Diagnostic, EnvView, FileVerdict, FileView, LineBuf, ReadError,
@@ -39,8 +39,7 @@ const MAX_DIAGNOSTICS: usize = 16;
 /// the hooks.
 pub fn load(
     env: impl Iterator<Item = (&'static [u8], &'static [u8])>,
-    argc: c_int,
-    argv: *const *const c_char,
+    arg0: Option<&'static [u8]>,
     secure: bool,
 ) {
     let mut diagnostics: [Option<Diagnostic<'_>>; MAX_DIAGNOSTICS] = [None; MAX_DIAGNOSTICS];
@@ -101,7 +100,7 @@ pub fn load(
     }
 
     // The config path's buffer is free again: it holds the executable's path.
-    if config.enabled && program_allowed(&config, argc, argv, path_buf) {
+    if config.enabled && program_allowed(&config, arg0, path_buf) {
         plan::set(Plan::new(&config));
         shim::inherited(outside.inherited_fds());
     }
@@ -161,17 +160,11 @@ fn decimal(s: &[u8]) -> Option<u64> {
 
 /// `KEEPALIVE_SHIM_PROGRAMS` against the basenames of `/proc/self/exe` and
 /// `argv[0]` (looked up only when the list is set: every exec pays for it).
-fn program_allowed(
-    config: &Config<'_>,
-    argc: c_int,
-    argv: *const *const c_char,
-    exe_buf: &mut [u8],
-) -> bool {
+fn program_allowed(config: &Config<'_>, arg0: Option<&[u8]>, exe_buf: &mut [u8]) -> bool {
     if !config.programs.is_set() {
         return true;
     }
     let exe = sys::executable_name(exe_buf).unwrap_or(&[]);
-    // SAFETY: the constructor's argc/argv.
-    let arg0 = unsafe { sys::arg0_name(argc, argv) }.unwrap_or(&[]);
+    let arg0 = arg0.unwrap_or(&[]);
     config.program_allowed(&[exe, arg0])
 }

@@ -2,7 +2,7 @@
 
 use core::ffi::c_int;
 
-use keepalive_shim_config::{Config, Filters, Mode, SockAddr, UserTimeout};
+use keepalive_shim_config::{Config, Filters, Level, Mode, SockAddr, UserTimeout};
 
 use crate::once::InitOnce;
 use crate::options::{Opt, OptSet};
@@ -47,6 +47,14 @@ impl Plan {
     /// The fixed value the shim sets for `opt`, if any.
     pub fn value(&self, opt: Opt) -> Option<c_int> {
         self.values.get(opt as usize).copied().flatten()
+    }
+
+    /// Whether accepted connections need a state of their own even where
+    /// they just inherit the listener's options: force mode overrides the
+    /// program on them, `auto` follows the program's changes, and `info`
+    /// logs them.
+    pub fn tracks_connections(&self) -> bool {
+        self.mode == Mode::Force || self.auto_user_timeout || crate::log::enabled(Level::Info)
     }
 
     pub fn has_filters(&self) -> bool {

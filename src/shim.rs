@@ -98,6 +98,12 @@ fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
     if state.seen() {
         return state.tcp().then_some(state);
     }
+    // Another number for a socket the shim knows (dup(), F_DUPFD, inetd's
+    // fds 0-2): the same socket, so the same state.
+    if let Some(twin) = fd_table::twin(fd, state) {
+        fd_table::store(fd, twin);
+        return twin.tcp().then_some(twin);
+    }
     let _errno = ErrnoGuard::save();
     if !socket_is_tcp(fd) {
         fd_table::store(fd, state.as_not_tcp());
@@ -274,6 +280,11 @@ pub fn accepted(listener: c_int, conn: c_int) {
     let Some(state) = tcp_state(listener, before) else {
         return;
     };
+    if !plan.has_filters() && state.is_decided() && !state.is_late() && !plan.tracks_connections() {
+        // The connection inherited the listener's options, and nothing
+        // (force mode, auto, a log line) will need its state: no syscall.
+        return fd_table::forget(conn);
+    }
     let Some(fresh) = fd_table::current(conn) else {
         return;
     };
@@ -345,25 +356,16 @@ fn record_connection(plan: &Plan, conn: c_int, state: FdState, role: fn(Option<S
 pub fn inherited(fds: core::ops::Range<c_int>) {
     let Some(plan) = plan::get() else { return };
     let mut defaults: Option<[c_int; Opt::ALL.len()]> = None;
-    // inetd hands one connection over as fds 0, 1 and 2: configure and log
-    // it once, and give the other numbers its state, so that an option the
-    // program sets through any of them is seen as set on that socket.
-    // (inode, the first descriptor that had it)
-    let mut done = [(0u32, 0 as c_int); 4];
     for fd in fds {
         // One fstat() per descriptor: most are terminals, pipes or files.
         let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
             continue;
         };
-        let same_socket = done.iter().find(|(i, _)| *i != 0 && *i == state.inode());
-        if let Some(&(_, first)) = same_socket {
-            if let Some(same) = fd_table::get(first).filter(|s| s.inode() == state.inode()) {
-                fd_table::store(fd, same);
-            }
+        if state.is_decided() {
+            // inetd hands one connection over as fds 0, 1 and 2: the first
+            // number was configured and logged, the others share its state
+            // (see `tcp_state`).
             continue;
-        }
-        if let Some(free) = done.iter_mut().find(|(i, _)| *i == 0) {
-            *free = (state.inode(), fd);
         }
         if sys::is_listening(fd) {
             if plan.has_filters() {
@@ -443,7 +445,10 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
     };
-    let Some(state) = fd_table::current(fd) else {
+    // A socket no hook has seen yet (another number for a known one, or
+    // one made by a raw syscall) is classified first, so that the option is
+    // recorded on the state the other hooks will read.
+    let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return;
     };
     let Some(before) = fd_table::mark_program_set(fd, opt) else {
@@ -500,7 +505,7 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
                 && plan.auto_user_timeout
                 && ours.contains(Opt::UserTimeout)
             {
-                refresh_auto_user_timeout(fd);
+                refresh_auto_user_timeout(plan, fd);
             }
         }
     }
@@ -508,8 +513,8 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
 
 /// Sets `TCP_USER_TIMEOUT` again from the socket's effective values, after
 /// the program changed one of them.
-fn refresh_auto_user_timeout(fd: c_int) {
-    let Some(ms) = auto_user_timeout(fd) else {
+fn refresh_auto_user_timeout(plan: &Plan, fd: c_int) {
+    let Some(ms) = auto_user_timeout(plan, fd, OptSet::EMPTY) else {
         return;
     };
     let (level, name) = Opt::UserTimeout.sockopt();
@@ -525,11 +530,18 @@ fn refresh_auto_user_timeout(fd: c_int) {
     }
 }
 
-/// `auto`: (idle + interval x count) s in ms, from what the socket has now.
-fn auto_user_timeout(fd: c_int) -> Option<c_int> {
+/// `auto`: (idle + interval x count) s in ms, from what the socket has now:
+/// the shim's value where it just set one (`applied`), else the socket's.
+fn auto_user_timeout(plan: &Plan, fd: c_int, applied: OptSet) -> Option<c_int> {
     let get = |opt: Opt| {
-        let (level, name) = opt.sockopt();
-        sys::get_int_option(fd, level, name).and_then(|v| u32::try_from(v).ok())
+        let value = match plan.value(opt) {
+            Some(v) if applied.contains(opt) => Some(v),
+            _ => {
+                let (level, name) = opt.sockopt();
+                sys::get_int_option(fd, level, name)
+            }
+        };
+        value.and_then(|v| u32::try_from(v).ok())
     };
     let ms = UserTimeout::auto_ms(get(Opt::Idle)?, get(Opt::Interval)?, get(Opt::Count)?);
     c_int::try_from(ms).ok()
@@ -562,7 +574,7 @@ fn apply(plan: &Plan, fd: c_int, skip: OptSet, program: OptSet) -> OptSet {
         }
     }
     if plan.auto_user_timeout && !program.contains(Opt::UserTimeout) {
-        if let Some(ms) = auto_user_timeout(fd) {
+        if let Some(ms) = auto_user_timeout(plan, fd, applied) {
             if set(fd, Opt::UserTimeout, ms) {
                 applied = applied.with(Opt::UserTimeout);
             }

@@ -15,18 +15,22 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use keepalive_shim_config::{Ip, SockAddr};
 use libc::{sockaddr, socklen_t};
 
-// `dlsym`, bound to its oldest version (GLIBC_2.2.5) instead of the
-// GLIBC_2.34 default, and as a *weak* reference, read through a hidden data
+// `dlsym` as a *weak, unversioned* reference, read through a hidden data
 // word so that an unresolved symbol is a null value rather than a call to
-// address 0. Since glibc 2.34 libc.so.6 provides it; before, it lives in
+// address 0. glibc >= 2.34 and musl have it in libc; older glibc in
 // libdl.so.2, which many programs do not load: there the word is null and
 // the hooks make the raw syscalls instead of calling the next library's
-// function. Either way the library needs nothing newer than GLIBC_2.16 and
-// no second library (loading libdl.so.2 in every process would cost more
-// start-up time than everything else the library does).
+// function (loading libdl.so.2 in every process would cost more start-up
+// time than everything else the library does).
+//
+// Unversioned, because glibc before 2.30 refuses to load a library whose
+// weak reference names a version the named file does not define (as
+// `dlsym@GLIBC_2.2.5` in libc.so.6 before 2.34). The reference stays
+// unversioned only if the link sees no versioned `dlsym` in libc.so.6: the
+// release build links against glibc 2.17's stubs (`scripts/build.sh`), and
+// `tests/library_binary.rs` checks the result.
 core::arch::global_asm!(
     ".weak dlsym",
-    ".symver dlsym, dlsym@GLIBC_2.2.5",
     ".pushsection .data.rel.ro.keepalive_shim_dlsym, \"aw\"",
     ".p2align 3",
     ".globl keepalive_shim_dlsym",
@@ -170,8 +174,15 @@ pub fn read_file<'b>(
 ) -> Result<&'b [u8], c_int> {
     let fd = with_c_path(path, path_buf, |path| {
         // SAFETY: `path` is NUL-terminated. O_NONBLOCK: opening a FIFO
-        // does not wait for a writer.
-        unsafe { libc::syscall(libc::SYS_open, path.as_ptr(), OPEN_READ as c_long) }
+        // does not wait for a writer. openat: aarch64 has no SYS_open.
+        unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD as c_long,
+                path.as_ptr(),
+                OPEN_READ as c_long,
+            )
+        }
     })?;
     let fd = c_int::try_from(fd).map_err(|_| libc::EBADF)?;
     let result = match file_type(fd) {
@@ -267,9 +278,11 @@ pub fn nul_terminated<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b CStr> {
 /// The basename of `/proc/self/exe`, in `buf`.
 pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
     // SAFETY: the path is NUL-terminated; `buf` is writable for its length.
+    // readlinkat: aarch64 has no SYS_readlink.
     let n = unsafe {
         libc::syscall(
-            libc::SYS_readlink,
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD as c_long,
             c"/proc/self/exe".as_ptr(),
             buf.as_mut_ptr(),
             buf.len(),
@@ -279,20 +292,24 @@ pub fn executable_name(buf: &mut [u8]) -> Option<&[u8]> {
     Some(basename(full))
 }
 
-/// The basename of `argv[0]`.
-///
-/// # Safety
-/// `argv` is null or the constructor's argument vector.
-pub unsafe fn arg0_name(argc: c_int, argv: *const *const c_char) -> Option<&'static [u8]> {
-    if argc < 1 || argv.is_null() {
-        return None;
-    }
-    // SAFETY: argc >= 1, so argv[0] exists.
-    let arg0 = unsafe { *argv };
+extern "C" {
+    /// The process's environment block. Both glibc and musl set it before
+    /// any constructor runs; until the program calls `setenv`, it is the
+    /// initial block on the stack.
+    static environ: *const *const c_char;
+    /// `argv[0]`, as glibc and musl keep it (a GNU extension both define).
+    static program_invocation_name: *const c_char;
+}
+
+/// The basename of `argv[0]`, from `program_invocation_name`.
+pub fn arg0_name() -> Option<&'static [u8]> {
+    // SAFETY: a word of libc's data, written before constructors run.
+    let arg0 = unsafe { core::ptr::read_volatile(&raw const program_invocation_name) };
     if arg0.is_null() {
         return None;
     }
-    // SAFETY: argv strings are NUL-terminated; only read during the constructor.
+    // SAFETY: argv strings are NUL-terminated and live for the process;
+    // only read during the constructor.
     Some(basename(unsafe { CStr::from_ptr(arg0) }.to_bytes()))
 }
 
@@ -375,9 +392,11 @@ pub fn getpid() -> c_int {
 /// Opens a NUL-terminated path for appending, close-on-exec.
 pub fn open_append(path: &CStr) -> Option<c_int> {
     // SAFETY: `path` is NUL-terminated; flags and mode are plain integers.
+    // openat: aarch64 has no SYS_open.
     let fd = unsafe {
         libc::syscall(
-            libc::SYS_open,
+            libc::SYS_openat,
+            libc::AT_FDCWD as c_long,
             path.as_ptr(),
             OPEN_APPEND as c_long,
             0o644 as c_long,
@@ -413,10 +432,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// # Safety
-    /// `envp` is null or a null-terminated array of NUL-terminated strings
-    /// that outlive the iterator (the constructor's `envp` does).
-    pub unsafe fn from_envp(envp: *const *const c_char) -> Environment {
+    /// The environment as the constructor finds it in `environ` (null is
+    /// treated as empty).
+    pub fn initial() -> Environment {
+        // SAFETY: a word of libc's data, written before constructors run. The
+        // array it points to is null-terminated, and its strings outlive
+        // the constructor, the only place the iterator is used.
+        let envp = unsafe { core::ptr::read_volatile(&raw const environ) };
         Environment { next: envp }
     }
 }
@@ -429,7 +451,7 @@ impl Iterator for Environment {
             if self.next.is_null() {
                 return None;
             }
-            // SAFETY: `next` points into the null-terminated array (contract of `from_envp`).
+            // SAFETY: `next` points into the null-terminated array (see `initial`).
             let entry = unsafe { *self.next };
             if entry.is_null() {
                 return None;

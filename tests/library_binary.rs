@@ -1,5 +1,9 @@
 //! Properties of the built library that the build must guarantee. Run after
-//! `cargo build --release` (scripts/test.sh does that first).
+//! `scripts/build.sh` (scripts/test.sh does that first), which puts the
+//! library linked against glibc 2.17's stubs at `target/release/`.
+//! `KEEPALIVE_SHIM_TEST_LIBRARY=/path/libkeepalive_shim.so` checks another
+//! build (scripts/test-packages.sh checks each packaged library, both
+//! architectures).
 // A test crate: a panic is how a test fails, and its indexing and arithmetic
 // work on small values the test chose. (clippy.toml relaxes `#[test]`
 // functions only; these cover the helpers too.)
@@ -15,13 +19,16 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn library() -> PathBuf {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/release/libkeepalive_shim.so"
-    ));
+    let path = match std::env::var_os("KEEPALIVE_SHIM_TEST_LIBRARY") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/libkeepalive_shim.so"
+        )),
+    };
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build --release` first",
+        "{} is missing: run `scripts/build.sh` first",
         path.display()
     );
     path
@@ -104,30 +111,89 @@ fn library_needs_only_libc() {
     assert_eq!(needed, ["libc.so.6"]);
 }
 
-/// The newest glibc symbol version the library needs. A host whose glibc is
-/// older than this does not start at all, so it may only go down. RHEL 8
-/// (glibc 2.28) is the oldest target.
-const GLIBC_FLOOR: (u32, u32) = (2, 16);
+/// The oldest glibc the library must load in: 2.17 (RHEL 7, and the first
+/// glibc for aarch64). A host whose glibc is older than a version the
+/// library requires does not start at all.
+const GLIBC_FLOOR: (u32, u32) = (2, 17);
+
+/// `GLIBC_2.17` -> (2, 17).
+fn glibc_version(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v
+        .strip_prefix("GLIBC_")?
+        .split('.')
+        .map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// The dynamic symbols: (binding, undefined, name, version if any).
+fn dynamic_symbols() -> Vec<(String, bool, String, Option<String>)> {
+    tool("readelf", &["-W", "--dyn-syms"])
+        .lines()
+        .filter_map(|l| {
+            // Num: Value Size Type Bind Vis Ndx Name [(version index)]
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (bind, ndx, name) = (f.get(4)?, f.get(6)?, f.get(7)?);
+            if !f.first()?.ends_with(':') || name.is_empty() {
+                return None;
+            }
+            let (name, version) = match name.split_once('@') {
+                Some((n, v)) => (n, Some(v.trim_start_matches('@').to_owned())),
+                None => (*name, None),
+            };
+            Some((bind.to_string(), *ndx == "UND", name.to_owned(), version))
+        })
+        .collect()
+}
 
 #[test]
 fn library_loads_on_old_glibc() {
-    let table = tool("objdump", &["-T"]);
-    let newest = table
-        .split(|c: char| c == '(' || c == ')' || c.is_whitespace())
-        .filter_map(|w| w.strip_prefix("GLIBC_"))
-        .filter_map(|v| {
-            let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
-            Some((parts.next()??, parts.next()??))
-        })
-        .max()
-        .expect("the library imports versioned glibc symbols");
+    let symbols = dynamic_symbols();
+    let versions: Vec<(u32, u32)> = symbols
+        .iter()
+        .filter_map(|(_, _, _, v)| glibc_version(v.as_deref()?))
+        .collect();
+    assert!(
+        !versions.is_empty(),
+        "the library imports no versioned glibc symbol: is readelf working?"
+    );
+    let newest = versions.iter().max().copied().unwrap_or_default();
     assert!(
         newest <= GLIBC_FLOOR,
-        "the library now needs GLIBC_{}.{} (recorded floor GLIBC_{}.{})",
+        "the library now needs GLIBC_{}.{} (floor GLIBC_{}.{})",
         newest.0,
         newest.1,
         GLIBC_FLOOR.0,
         GLIBC_FLOOR.1
+    );
+}
+
+/// glibc before 2.30 aborts the load (exit 127, "relocation error ...
+/// with link time reference") when a weak undefined symbol carries a
+/// version that the named file does not define, weak or not: the version
+/// numbers alone cannot show it. A weak reference must therefore be
+/// unversioned, or one that the floor's libc.so.6 itself defines.
+/// `__cxa_finalize` (added by the toolchain) has been in libc.so.6 since
+/// its first version on each architecture; `dlsym` only moved there in
+/// 2.34, so `dlsym@GLIBC_2.2.5` fails on 2.17 to 2.29.
+#[test]
+fn weak_references_load_on_old_glibc() {
+    let defined_by_floor_libc = [
+        ("__cxa_finalize", "GLIBC_2.2.5"), // x86_64's base version
+        ("__cxa_finalize", "GLIBC_2.17"),  // aarch64's base version
+    ];
+    let bad: Vec<String> = dynamic_symbols()
+        .into_iter()
+        .filter(|(bind, und, _, _)| bind == "WEAK" && *und)
+        .filter_map(|(_, _, name, version)| {
+            let version = version?;
+            (!defined_by_floor_libc.contains(&(name.as_str(), version.as_str())))
+                .then(|| format!("{name}@{version}"))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "weak versioned references that glibc < 2.30 cannot load: {bad:?} \
+         (link against glibc 2.17's stubs: scripts/build.sh)"
     );
 }
 

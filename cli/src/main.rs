@@ -3,6 +3,7 @@
 //! table in `keepalive-shim-config`, the same code the library parses with.
 
 mod check;
+mod manpage;
 mod run;
 mod text;
 
@@ -90,6 +91,12 @@ fn cli() -> Command {
                 )
                 .after_help(variables_help()),
         )
+        .subcommand(
+            Command::new("manpages")
+                .about("Write the manual pages into DIR (for packagers)")
+                .hide(true)
+                .arg(Arg::new("dir").value_name("DIR").required(true)),
+        )
 }
 
 fn main() -> ExitCode {
@@ -104,6 +111,19 @@ fn main() -> ExitCode {
     match matches.subcommand() {
         Some(("run", m)) => run::run(m),
         Some(("check", m)) => check::check(m),
+        Some(("manpages", m)) => {
+            let dir = m.get_one::<String>("dir").map_or("man", String::as_str);
+            match manpage::write_all(cli(), std::path::Path::new(dir)) {
+                Ok(names) => {
+                    println!("{}", names.join("\n"));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("keepalive-shim manpages: {dir}: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => ExitCode::from(2),
     }
 }

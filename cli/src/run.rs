@@ -53,8 +53,20 @@ pub fn run(m: &ArgMatches) -> ExitCode {
     })
 }
 
-/// `KEEPALIVE_SHIM_LIBRARY`, then beside this executable, then `../lib/`.
-/// Never the current directory.
+/// Debian's multiarch directory name for this architecture: the .deb puts
+/// the library in `/usr/lib/<this>/`, where secure-mode preloading (setuid
+/// programs, `/etc/ld.so.preload`) finds it.
+const MULTIARCH: &str = if cfg!(target_arch = "aarch64") {
+    "aarch64-linux-gnu"
+} else {
+    "x86_64-linux-gnu"
+};
+
+/// `KEEPALIVE_SHIM_LIBRARY`, then beside this executable, then under
+/// `../lib/`: directly (a tarball unpacked under a prefix), in the multiarch
+/// directory (the .deb), or in `keepalive-shim/` (the Python wheel, whose
+/// data lands in the virtualenv's `lib/keepalive-shim/`). Never the current
+/// directory.
 fn find_library() -> Result<PathBuf, String> {
     let var = setting(Key::Library).var;
     if let Some(path) = std::env::var_os(var) {
@@ -73,6 +85,8 @@ fn find_library() -> Result<PathBuf, String> {
     let candidates = [
         dir.join(LIBRARY_FILE),
         dir.join("../lib").join(LIBRARY_FILE),
+        dir.join("../lib").join(MULTIARCH).join(LIBRARY_FILE),
+        dir.join("../lib/keepalive-shim").join(LIBRARY_FILE),
     ];
     candidates
         .iter()

@@ -402,7 +402,7 @@ pub const SETTINGS: &[Setting] = &[
         target: "(wrapper)",
         kind: Kind::Path,
         default: "",
-        default_doc: "beside the `keepalive-shim` executable, then `../lib/`",
+        default_doc: "beside the `keepalive-shim` executable, then `../lib/`, `../lib/<multiarch>/`, `../lib/keepalive-shim/`",
         accepted: "an absolute path to `libkeepalive_shim.so`; read by `keepalive-shim run` only",
         flag: None,
         value_name: "PATH",

@@ -6,6 +6,7 @@ declare -A PROVIDES=(
   [curl]=curl [iproute2]=ip [nftables]=nft [tcpdump]=tcpdump [conntrack]=conntrack
   [binutils]=nm [gcc]=gcc [libc6-dev]=/usr/include/stdio.h [nodejs]=node
   [openjdk-17-jdk-headless]=javac [postgresql-client]=psql [util-linux]=setpriv
+  [musl-tools]=musl-gcc [qemu-user-static]=qemu-aarch64-static [python3-venv]=/usr/share/doc/python3-venv
 )
 
 install_apt_packages() {
@@ -57,4 +58,22 @@ install_rust_toolchain() {
   rustup run "$1" cargo --version >/dev/null 2>&1 && return 0
   echo "== rustup toolchain install $1"
   rustup toolchain install "$1" --profile minimal --no-self-update </dev/null
+}
+
+# cargo-zigbuild and zig (the `ziglang` PyPI package): link the library
+# against glibc 2.17's stubs, and build for aarch64 and musl.
+install_zigbuild() {
+  command -v cargo-zigbuild >/dev/null 2>&1 && python3 -c "import ziglang" 2>/dev/null && return 0
+  echo "== pip install ziglang cargo-zigbuild"
+  python3 -m pip install -q --disable-pip-version-check ziglang cargo-zigbuild </dev/null
+}
+
+# Rust standard libraries for the given targets (rustup).
+install_rust_targets() {
+  local missing=() t installed
+  installed=$(rustup target list --installed 2>/dev/null || true)
+  for t in "$@"; do grep -qx "$t" <<<"$installed" || missing+=("$t"); done
+  ((${#missing[@]} == 0)) && return 0
+  echo "== rustup target add ${missing[*]}"
+  rustup target add "${missing[@]}" </dev/null
 }

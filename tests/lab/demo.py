@@ -21,11 +21,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import netlab  # from this directory: python puts a script's own directory on sys.path
 import scenarios as S
 
+# The demo asks for the user timeout explicitly (it is opt-in: it can end a
+# live connection whose reader stops reading, see the README).
+AUTO = {"KEEPALIVE_SHIM_USER_TIMEOUT": "auto"}
 RUNS = [
     (S.firewall_forgets, dict(shim=False)),
-    (S.firewall_forgets, dict(shim=True)),
+    (S.firewall_forgets, dict(shim=True, shim_extra=AUTO)),
     (S.peer_vanishes_waiting, dict(shim=False)),
-    (S.peer_vanishes_waiting, dict(shim=True)),
+    (S.peer_vanishes_waiting, dict(shim=True, shim_extra=AUTO)),
 ]
 
 
