@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh           full run (a few minutes), writes BENCHMARKS.md
 #   scripts/bench.sh --quick   smoke run (well under a minute), writes nothing
+#   (both end with scripts/bench-live.sh: `status`/`apply` on running processes)
 #
 # Runs as root on Debian/Ubuntu; installs what it needs with apt-get (gcc,
 # libc6-dev, binutils, libkeepalive0, strace). The library measured is
@@ -24,7 +25,7 @@ QUICK=0
 case "${1:-}" in
   --quick) QUICK=1 ;;
   "") ;;
-  -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
 esac
 
@@ -573,3 +574,6 @@ EOF
 } >"$ROOT/BENCHMARKS.md"
 echo
 echo "== wrote $ROOT/BENCHMARKS.md"
+
+# Running processes (`status`, `apply`): their own script adds their section.
+if ((QUICK)); then scripts/bench-live.sh --quick; else scripts/bench-live.sh; fi

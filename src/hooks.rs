@@ -9,7 +9,28 @@ use core::ffi::{c_char, c_int, c_uint, c_void};
 use libc::{mmsghdr, msghdr, sockaddr, socklen_t, ssize_t};
 
 use crate::shim;
-use crate::sys::{self, ProgramAddress};
+use crate::sys::{real_functions, ProgramAddress};
+
+// Every hooked function: its C signature and the syscall that stands in for
+// it until (or where) the real one is found. Adding a hook is a line here
+// and its exported function below.
+real_functions! {
+    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int = libc::SYS_socket;
+    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int = libc::SYS_connect;
+    setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
+        = libc::SYS_setsockopt;
+    getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int
+        = libc::SYS_getsockopt;
+    listen(fd: c_int, backlog: c_int) -> c_int = libc::SYS_listen;
+    accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int = libc::SYS_accept;
+    accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
+        = libc::SYS_accept4;
+    close(fd: c_int) -> c_int = libc::SYS_close;
+    sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, addr: *const sockaddr, len: socklen_t)
+        -> ssize_t = libc::SYS_sendto;
+    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t = libc::SYS_sendmsg;
+    sendmmsg(fd: c_int, msgs: *mut mmsghdr, count: c_uint, flags: c_int) -> c_int = libc::SYS_sendmmsg;
+}
 
 /// `socket(2)`.
 ///
@@ -18,7 +39,7 @@ use crate::sys::{self, ProgramAddress};
 #[no_mangle]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let fd = unsafe { sys::real::socket(domain, ty, protocol) };
+    let fd = unsafe { real::socket(domain, ty, protocol) };
     shim::socket_created(fd, domain, ty, protocol);
     fd
 }
@@ -32,7 +53,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let to = ProgramAddress::Sockaddr(addr, len);
     let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::connect(fd, addr, len) };
+    let rc = unsafe { real::connect(fd, addr, len) };
     shim::after_connect(fd, c, rc == 0, to);
     rc
 }
@@ -54,12 +75,12 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     if flags & libc::MSG_FASTOPEN == 0 {
         // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { sys::real::sendto(fd, buf, n, flags, addr, len) };
+        return unsafe { real::sendto(fd, buf, n, flags, addr, len) };
     }
     let to = ProgramAddress::Sockaddr(addr, len);
     let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::sendto(fd, buf, n, flags, addr, len) };
+    let rc = unsafe { real::sendto(fd, buf, n, flags, addr, len) };
     shim::after_connect(fd, c, rc >= 0, to);
     rc
 }
@@ -72,12 +93,12 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     if flags & libc::MSG_FASTOPEN == 0 {
         // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { sys::real::sendmsg(fd, msg, flags) };
+        return unsafe { real::sendmsg(fd, msg, flags) };
     }
     let to = ProgramAddress::Msghdr(msg);
     let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::sendmsg(fd, msg, flags) };
+    let rc = unsafe { real::sendmsg(fd, msg, flags) };
     shim::after_connect(fd, c, rc >= 0, to);
     rc
 }
@@ -95,13 +116,13 @@ pub unsafe extern "C" fn sendmmsg(
 ) -> c_int {
     if flags & libc::MSG_FASTOPEN == 0 {
         // SAFETY: the caller's arguments, passed on unchanged.
-        return unsafe { sys::real::sendmmsg(fd, msgs, count, flags) };
+        return unsafe { real::sendmmsg(fd, msgs, count, flags) };
     }
     // The first mmsghdr starts with its msghdr.
     let to = ProgramAddress::Msghdr(msgs.cast_const().cast());
     let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::sendmmsg(fd, msgs, count, flags) };
+    let rc = unsafe { real::sendmmsg(fd, msgs, count, flags) };
     shim::after_connect(fd, c, rc >= 0, to);
     rc
 }
@@ -115,7 +136,7 @@ pub unsafe extern "C" fn sendmmsg(
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     shim::before_listen(fd);
     // SAFETY: the caller's arguments, passed on unchanged.
-    unsafe { sys::real::listen(fd, backlog) }
+    unsafe { real::listen(fd, backlog) }
 }
 
 /// `accept(2)`: records that the new connection inherited the options.
@@ -125,7 +146,7 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let conn = unsafe { sys::real::accept(fd, addr, len) };
+    let conn = unsafe { real::accept(fd, addr, len) };
     shim::accepted(fd, conn);
     conn
 }
@@ -142,7 +163,7 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let conn = unsafe { sys::real::accept4(fd, addr, len, flags) };
+    let conn = unsafe { real::accept4(fd, addr, len, flags) };
     shim::accepted(fd, conn);
     conn
 }
@@ -161,7 +182,7 @@ pub unsafe extern "C" fn setsockopt(
     len: socklen_t,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::setsockopt(fd, level, name, value, len) };
+    let rc = unsafe { real::setsockopt(fd, level, name, value, len) };
     if rc == 0 {
         shim::program_set_option(fd, level, name);
     }
@@ -182,7 +203,7 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut socklen_t,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { sys::real::getsockopt(fd, level, name, value, len) };
+    let rc = unsafe { real::getsockopt(fd, level, name, value, len) };
     if rc == 0 {
         shim::program_got_option(fd, level, name, value.cast_const().cast());
     }
@@ -201,7 +222,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     // for a new socket, whose state must not be erased.
     shim::closing(fd);
     // SAFETY: the caller's argument, passed on unchanged.
-    unsafe { sys::real::close(fd) }
+    unsafe { real::close(fd) }
 }
 
 /// `dlopen(3)`: a trampoline, not a wrapper. glibc resolves `$ORIGIN` and

@@ -24,7 +24,9 @@
 //! `panic = "abort"`, so it must never panic; the workspace lints (root
 //! `Cargo.toml`) keep panicking constructs out, and a test checks that the
 //! release build contains no panic machinery at all.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
+// The unit-test binary runs no constructor: the load path is unused there.
+#![cfg_attr(test, allow(dead_code))]
 
 mod deepbind;
 mod fd_table;
@@ -46,12 +48,14 @@ mod sys;
 /// `program_invocation_name` globals instead, which both libcs set before
 /// any constructor runs.
 extern "C" fn on_load() {
-    sys::resolve_real_functions();
+    hooks::resolve_real_functions();
     deepbind::resolve_dlopen();
     let env = sys::Environment::initial();
     load::load(env, sys::arg0_name(), sys::secure_execution());
 }
 
+// Not in unit-test builds: the test binary is not a preloaded host.
+#[cfg(not(test))]
 #[used]
 #[link_section = ".init_array"]
 static LOAD: extern "C" fn() = on_load;
@@ -62,6 +66,7 @@ extern "C" fn on_exit() {
     deepbind::check_pending();
 }
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".fini_array"]
 static EXIT: extern "C" fn() = on_exit;

@@ -69,3 +69,23 @@ impl OptSet {
         self.0 == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_has_its_index_and_a_distinct_sockopt() {
+        // `Plan::value` and the state word index options by `opt as usize`.
+        for (i, opt) in Opt::ALL.into_iter().enumerate() {
+            assert_eq!(opt as usize, i);
+            assert_eq!(
+                Opt::from_sockopt(opt.sockopt().0, opt.sockopt().1),
+                Some(opt)
+            );
+        }
+        let set = Opt::ALL.into_iter().fold(OptSet::EMPTY, OptSet::with);
+        assert!(Opt::ALL.into_iter().all(|o| set.contains(o)));
+        assert!(set.without(set).is_empty());
+    }
+}

@@ -93,3 +93,58 @@ pub fn get() -> Option<&'static Plan> {
 pub fn set(plan: Plan) {
     PLAN.set(plan);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keepalive_shim_config::resolve_env;
+
+    fn plan(env: &[(&'static str, &'static str)]) -> Plan {
+        let c = resolve_env(
+            env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+            &mut |_| {},
+        );
+        Plan::new(&c)
+    }
+
+    #[test]
+    fn values_follow_the_configuration_by_option() {
+        let p = plan(&[
+            ("KEEPALIVE_SHIM_IDLE", "7"),
+            ("KEEPALIVE_SHIM_INTERVAL", "3"),
+            ("KEEPALIVE_SHIM_COUNT", "4"),
+            ("KEEPALIVE_SHIM_USER_TIMEOUT", "2500ms"),
+        ]);
+        let got: [Option<c_int>; 5] = Opt::ALL.map(|o| p.value(o));
+        assert_eq!(got, [Some(1), Some(7), Some(3), Some(4), Some(2500)]);
+        assert!(!p.auto_user_timeout);
+    }
+
+    #[test]
+    fn user_timeout_is_off_by_default_and_auto_is_per_socket() {
+        assert_eq!(plan(&[]).value(Opt::UserTimeout), None);
+        assert!(!plan(&[]).auto_user_timeout);
+        let auto = plan(&[("KEEPALIVE_SHIM_USER_TIMEOUT", "auto")]);
+        assert_eq!(auto.value(Opt::UserTimeout), None);
+        assert!(auto.auto_user_timeout);
+    }
+
+    #[test]
+    fn filters_decide_and_unknown_addresses_pass_only_without_filters() {
+        assert!(plan(&[]).applies_to(None));
+        let f = plan(&[("KEEPALIVE_SHIM_INCLUDE", "10.0.0.0/8")]);
+        assert!(!f.applies_to(None));
+        let a = |ip: [u8; 4]| {
+            Some(SockAddr {
+                ip: keepalive_shim_config::Ip::V4(ip),
+                port: 80,
+            })
+        };
+        assert!(f.applies_to(a([10, 1, 2, 3])));
+        assert!(!f.applies_to(a([192, 168, 0, 1])));
+        assert_eq!(
+            f.skip(OptSet::EMPTY.with(Opt::Idle)),
+            OptSet::EMPTY.with(Opt::Idle)
+        );
+    }
+}

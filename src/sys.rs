@@ -1,16 +1,17 @@
 //! Every FFI call of the library lives here, with its `// SAFETY:` reason.
 //!
 //! The real libc functions that the hooks wrap are resolved once at load
-//! with `dlsym(RTLD_NEXT, ...)` into one table of atomics. If a hook runs
-//! before that (another library's constructor calling `socket()`), or the
-//! lookup failed, the call goes straight to the kernel with `syscall()`,
-//! which is what those libc functions do anyway.
+//! with `dlsym(RTLD_NEXT, ...)` into one table of atomics ([`real_functions`],
+//! invoked in `crate::hooks`). If a hook runs before that (another library's
+//! constructor calling `socket()`), or the lookup failed, the call goes
+//! straight to the kernel with `syscall()`, which is what those libc
+//! functions do anyway.
 //!
-//! The library's own calls to `setsockopt` go through the real function, not
-//! the exported symbol, or they would land in our own hook.
+//! The library's own socket calls (options, addresses, its log writes) are
+//! raw syscalls, never the exported symbols, which would land in its own
+//! hooks.
 
 use core::ffi::{c_char, c_int, c_long, c_void, CStr};
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 use keepalive_shim_config::{Ip, SockAddr};
 use libc::{sockaddr, socklen_t};
@@ -40,6 +41,14 @@ core::arch::global_asm!(
     ".popsection",
 );
 
+// The `libc` crate links libc.so.6 only while its `std` feature is off, and
+// Cargo turns that feature on for the whole build when another workspace
+// member's dependency asks for it (the command-line tool's netlink crates
+// do): then nothing would link libc.so.6 and `dlsym@GLIBC_2.2.5` would be
+// undefined. The library states its one dependency itself.
+#[link(name = "c")]
+extern "C" {}
+
 extern "C" {
     /// The address of `dlsym`, or 0 where the running glibc has none loaded.
     static keepalive_shim_dlsym: usize;
@@ -60,29 +69,28 @@ pub fn next_symbol(name: &CStr) -> *mut c_void {
     unsafe { dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
-/// Declares the table of real functions: a typed caller per function, with
-/// the raw syscall as fallback, and one place that resolves them all.
+/// Declares the table of real functions the hooks wrap (invoked once, in
+/// `crate::hooks`, next to the hooks): a typed caller per function, with
+/// the raw syscall as fallback, and `resolve_real_functions()`, which finds
+/// them all with `dlsym(RTLD_NEXT)`. `RTLD_NEXT` never finds the calling
+/// library's own symbols, so a hook never calls itself.
 macro_rules! real_functions {
-    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty = $sysno:expr, hook: $hook:path; )*) => {
-        struct RealFunctions { $( $name: AtomicPtr<c_void>, )* }
+    ($( $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty = $sysno:expr; )*) => {
+        struct RealFunctions { $( $name: core::sync::atomic::AtomicPtr<core::ffi::c_void>, )* }
 
         static REAL: RealFunctions = RealFunctions {
-            $( $name: AtomicPtr::new(core::ptr::null_mut()), )*
+            $( $name: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()), )*
         };
 
         /// Resolves every real function. Called once, from the constructor.
         pub fn resolve_real_functions() {
             $(
                 // A null result is handled by the syscall fallback.
-                let found = next_symbol(
+                let found = $crate::sys::next_symbol(
                     // SAFETY: the literal ends with its only NUL.
-                    unsafe { CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
+                    unsafe { core::ffi::CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
                 );
-                // Never store our own hook: calling it would recurse forever.
-                let ours = $hook as *const () as *mut c_void;
-                if found != ours {
-                    REAL.$name.store(found, Ordering::Release);
-                }
+                REAL.$name.store(found, core::sync::atomic::Ordering::Release);
             )*
         }
 
@@ -93,11 +101,11 @@ macro_rules! real_functions {
                 /// # Safety
                 /// The same contract as the libc function of this name.
                 pub unsafe fn $name($($arg: $ty),*) -> $ret {
-                    let f = REAL.$name.load(Ordering::Acquire);
+                    let f = REAL.$name.load(core::sync::atomic::Ordering::Acquire);
                     if f.is_null() {
                         // SAFETY: the caller upholds the syscall's contract;
                         // `syscall` sets errno and returns -1 on failure.
-                        return unsafe { libc::syscall($sysno, $($arg as c_long),*) } as $ret;
+                        return unsafe { libc::syscall($sysno, $($arg as core::ffi::c_long),*) } as $ret;
                     }
                     // SAFETY: `f` is what the dynamic linker bound to this
                     // libc name, whose C signature is the one given here.
@@ -109,31 +117,7 @@ macro_rules! real_functions {
         }
     };
 }
-
-real_functions! {
-    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int
-        = libc::SYS_socket, hook: crate::hooks::socket;
-    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int
-        = libc::SYS_connect, hook: crate::hooks::connect;
-    setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int
-        = libc::SYS_setsockopt, hook: crate::hooks::setsockopt;
-    getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int
-        = libc::SYS_getsockopt, hook: crate::hooks::getsockopt;
-    listen(fd: c_int, backlog: c_int) -> c_int
-        = libc::SYS_listen, hook: crate::hooks::listen;
-    accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int
-        = libc::SYS_accept, hook: crate::hooks::accept;
-    accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int
-        = libc::SYS_accept4, hook: crate::hooks::accept4;
-    close(fd: c_int) -> c_int
-        = libc::SYS_close, hook: crate::hooks::close;
-    sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, addr: *const sockaddr, len: socklen_t) -> libc::ssize_t
-        = libc::SYS_sendto, hook: crate::hooks::sendto;
-    sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> libc::ssize_t
-        = libc::SYS_sendmsg, hook: crate::hooks::sendmsg;
-    sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, count: core::ffi::c_uint, flags: c_int) -> c_int
-        = libc::SYS_sendmmsg, hook: crate::hooks::sendmmsg;
-}
+pub(crate) use real_functions;
 
 /// Which end of a connection [`socket_address`] asks for.
 #[derive(Clone, Copy)]
@@ -317,12 +301,21 @@ fn basename(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
-/// Sets an `int` socket option with the real `setsockopt`.
+/// Sets an `int` socket option (raw syscall).
 /// `Err(errno)` on failure; errno itself is left for the caller to restore.
 pub fn set_int_option(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<(), c_int> {
     let len = core::mem::size_of::<c_int>() as socklen_t;
     // SAFETY: `value` lives on the stack for the whole call and `len` is its size.
-    let rc = unsafe { real::setsockopt(fd, level, name, (&raw const value).cast(), len) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_setsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            &raw const value,
+            len as c_long,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

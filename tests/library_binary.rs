@@ -86,6 +86,7 @@ fn library_exports_only_the_hooks() {
             "accept4",
             "close",
             "connect",
+            "dlopen",
             "getsockopt",
             "listen",
             "sendmmsg",
@@ -200,5 +201,8 @@ fn weak_references_load_on_old_glibc() {
 #[test]
 fn library_is_small() {
     let size = std::fs::metadata(library()).unwrap().len();
-    assert!(size < 100 * 1024, "library is {size} bytes");
+    // ~75 KiB of code (11 hooks, the RTLD_DEEPBIND check, the config
+    // parser) plus page alignment; a jump past 128 KiB means something
+    // (an unwinder, a formatting machinery) crept in.
+    assert!(size < 128 * 1024, "library is {size} bytes");
 }

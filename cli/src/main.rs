@@ -3,6 +3,7 @@
 //! table in `keepalive-shim-config`, the same code the library parses with.
 
 mod check;
+pub mod live;
 mod manpage;
 mod run;
 mod text;
@@ -40,19 +41,24 @@ fn validator(s: &'static Setting) -> impl Fn(&str) -> Result<String, String> + C
     }
 }
 
+/// The flag of a table row (`--idle` for `KEEPALIVE_SHIM_IDLE`), if it has
+/// one; its value is stored under the variable's name, validated by the
+/// library's own parser.
+pub fn setting_arg(s: &'static Setting) -> Option<Arg> {
+    let flag = s.flag?;
+    Some(
+        Arg::new(s.var)
+            .long(flag)
+            .value_name(s.value_name)
+            .help(format!("{} Sets {}", s.help, s.var))
+            .value_parser(validator(s))
+            .allow_hyphen_values(true)
+            .action(ArgAction::Set),
+    )
+}
+
 fn cli() -> Command {
-    let flags = SETTINGS.iter().filter_map(|s| {
-        let flag = s.flag?;
-        Some(
-            Arg::new(s.var)
-                .long(flag)
-                .value_name(s.value_name)
-                .help(format!("{} Sets {}", s.help, s.var))
-                .value_parser(validator(s))
-                .allow_hyphen_values(true)
-                .action(ArgAction::Set),
-        )
-    });
+    let flags = SETTINGS.iter().filter_map(setting_arg);
     Command::new("keepalive-shim")
         .version(env!("CARGO_PKG_VERSION"))
         .about("TCP keepalive for unmodified programs, through an LD_PRELOAD library")
@@ -97,6 +103,8 @@ fn cli() -> Command {
                 .hide(true)
                 .arg(Arg::new("dir").value_name("DIR").required(true)),
         )
+        .subcommand(live::status_command())
+        .subcommand(live::apply_command())
 }
 
 fn main() -> ExitCode {
@@ -124,6 +132,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(("status", m)) => live::status::status(m),
+        Some(("apply", m)) => live::apply::apply(m),
         _ => ExitCode::from(2),
     }
 }

@@ -314,3 +314,47 @@ def peer_vanishes_unacked(user_timeout: str = "auto", family: int = 4) -> Result
             run.finish(lab, cap, proc, None)
             res.server_peer_ports = [int(ln.json["peer"].rsplit(":", 1)[1]) for ln in server.lines if ln.event("request")]
     return res
+
+
+def firewall_forgets_apply(apply: bool = True, flags: list[str] | None = None) -> Result:
+    """Scenario 1 for a worker that is already running WITHOUT the library:
+    the connection is pooled after the first request; during the first idle
+    period `keepalive-shim apply PID` (if `apply`) sets keepalive on it from
+    outside; after an idle gap longer than the firewall's timeout the worker
+    sends its second request on the same connection. The apply output lines
+    lines, and `status` before and after it ("status before: ..."), are kept
+    in `shim_lines`."""
+    flags = flags if flags is not None else ["--idle", str(IDLE), "--interval", str(INTERVAL),
+                                             "--count", str(COUNT)]
+    res = Result("1 firewall forgets idle flow", "requests",
+                 "apply on the running worker" if apply else "without shim", reference="second request sent")
+    run = _Run(res)
+    with Lab(ct_timeout=FW_TIMEOUT, label="s1-apply-%s" % apply) as lab:
+        server = lab.start_server()
+        cap = lab.capture()
+        proc = lab.run_client("requests", client_argv("requests", lab.url(), idle="stdin", paths=["/", "/"]),
+                              stdin=True)
+        try:
+            proc.must(_outcome_of(1), STARTUP, "first response")
+            idle = proc.must(_is("idle", 1), 5, "idle announcement")
+            if apply:
+                cli = str(netlab.shim_wrapper())
+                before = subprocess.run([cli, "status", str(proc.pid)], capture_output=True, text=True, timeout=20)
+                out = subprocess.run([cli, "apply", str(proc.pid)] + flags,
+                                     capture_output=True, text=True, timeout=20)
+                after = subprocess.run([cli, "status", str(proc.pid)], capture_output=True, text=True, timeout=20)
+                res.shim_lines = (["status before: " + ln for ln in before.stdout.splitlines()]
+                                  + out.stdout.splitlines()
+                                  + ["status after: " + ln for ln in after.stdout.splitlines()])
+                if out.returncode != 0:
+                    raise LabError("apply failed (%d): %s %s" % (out.returncode, out.stdout, out.stderr))
+            # The idle period itself: longer than the firewall's timeout.
+            time.sleep(max(0.0, idle.t + IDLE_GAP - time.monotonic()))
+            proc.send("go\n")
+            sent = proc.must(_is("sending", 2), 5, "second request")
+            _wait_outcome(res, proc, 2, sent.t, scenario1_bound("requests"))
+        finally:
+            lines = res.shim_lines
+            run.finish(lab, cap, proc, server)
+            res.shim_lines = lines
+    return res
