@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of keepalive-shim (issue 5): W1-W5 against "no preload", the
+# Benchmarks of keepalive-shim: W1-W5 against "no preload", the
 # floor (the program makes the same setsockopt calls itself), Debian's
 # libkeepalive0 and an empty preloaded library.
 #
@@ -130,10 +130,10 @@ paired() { # paired A B: the median over rounds of A/B (files of per-round value
 calc() { awk "BEGIN {printf \"$1\", $2}"; }
 rotate() { # rotate ROUND WORDS...: the words, rotated by ROUND, reversed on odd rounds
   local r=$1; shift
-  local n=$# i out=()
+  local n=$# i rotated=()
   local words=("$@")
-  for ((i = 0; i < n; i++)); do out+=("${words[(i + r) % n]}"); done
-  if ((r % 2)); then printf '%s\n' "${out[@]}" | tac; else printf '%s\n' "${out[@]}"; fi
+  for ((i = 0; i < n; i++)); do rotated+=("${words[(i + r) % n]}"); done
+  if ((r % 2)); then printf '%s\n' "${rotated[@]}" | tac; else printf '%s\n' "${rotated[@]}"; fi
 }
 
 TABLE=$B/t1.md # the table, one file per part, assembled in order at the end
@@ -231,7 +231,9 @@ if command -v strace >/dev/null; then
     declare "SYS_${v//-/_}=$per"
     sys_row+=("${v}: $per")
   done
-  row "W1 syscalls per connect" "strace -c: socket, setsockopt..., connect, accept, 2x close" "$(IFS=';'; echo "${sys_row[*]}" | sed 's/;/, /g')" "-" "-" "hook adds $(calc %+.2f "$SYS_shim-$SYS_floor5") syscalls vs floor"
+  sys_list=$(IFS=';'; echo "${sys_row[*]}")
+  # shellcheck disable=SC2154 # SYS_<variant> are set by the declare above
+  row "W1 syscalls per connect" "strace -c: socket, setsockopt..., connect, accept, 2x close" "${sys_list//;/, }" "-" "-" "hook adds $(calc %+.2f "$SYS_shim-$SYS_floor5") syscalls vs floor"
 fi
 
 # --- W2: sockets the shim leaves alone ------------------------------------------------------
@@ -297,20 +299,19 @@ row "W4 library file size" "keepalive-shim as built / stripped" "$(calc %.1f "$S
 TABLE=$B/t3.md
 echo "== W3: posix_spawn(/bin/true) + wait, $W3_ROUNDS rounds x $W3_BLOCK spawns"
 # The loader's own statistics and the syscalls of one start, per variant.
-declare -A LDREL LDRELATIVE LDFINAL LDCYC LDLOAD NSYS
+declare -A LDREL LDRELATIVE LDFINAL LDCYC NSYS
 for v in none empty shim libkeepalive; do
-  : >"$B/ldcyc.$v"; : >"$B/ldload.$v"
+  : >"$B/ldcyc.$v"
   for ((i = 0; i < LD_STAT_RUNS; i++)); do
     rm -f "$B/ld.$v".*
     run_in "$v" LD_DEBUG=statistics LD_DEBUG_OUTPUT="$B/ld.$v" /bin/true
     f=$(ls "$B/ld.$v".*)
     sed -n 's/.*total startup time in dynamic loader: *\([0-9]*\).*/\1/p' "$f" >>"$B/ldcyc.$v"
-    sed -n 's/.*time needed to load objects: *\([0-9]*\).*/\1/p' "$f" >>"$B/ldload.$v"
   done
   LDREL[$v]=$(sed -n 's/.* number of relocations: *\([0-9]*\).*/\1/p' "$f" | head -1)
   LDRELATIVE[$v]=$(sed -n 's/.*number of relative relocations: *\([0-9]*\).*/\1/p' "$f" | head -1)
   LDFINAL[$v]=$(sed -n 's/.*final number of relocations: *\([0-9]*\).*/\1/p' "$f" | head -1)
-  LDCYC[$v]=$(median "$B/ldcyc.$v"); LDLOAD[$v]=$(median "$B/ldload.$v")
+  LDCYC[$v]=$(median "$B/ldcyc.$v")
   NSYS[$v]=-
   if command -v strace >/dev/null; then
     # shellcheck disable=SC2206
@@ -350,7 +351,9 @@ fi
 model() { # model NAME DESCRIPTION GCC-ARGS...: builds $B/model-NAME.so, adds the variant
   local name=$1 desc=$2; shift 2
   local cmd=(gcc -O2 -Wall -Wextra -Werror -shared -fPIC "$@" -o "$B/model-$name.so" tests/bench/ctor_model.c)
-  [[ -n $EXTRA_NEEDED && $name =~ ^(needed|all)$ ]] && cmd+=(-Wl,--no-as-needed $(printf -- '-l:%s ' $EXTRA_NEEDED))
+  local needed=()
+  read -ra needed <<<"$EXTRA_NEEDED"
+  [[ -n $EXTRA_NEEDED && $name =~ ^(needed|all)$ ]] && cmd+=("-Wl,--no-as-needed" "${needed[@]/#/-l:}")
   log_cmd "${cmd[@]}"
   "${cmd[@]}"
   VENV[model-$name]="LD_PRELOAD=$B/model-$name.so"
@@ -371,7 +374,8 @@ if [[ -n $OPEN_PATH ]]; then
   ALL_ARGS+=(-DOPEN_PATH="\"$OPEN_PATH\""); ALL_DESC+=("open $OPEN_PATH")
 fi
 if ((${#ALL_DESC[@]} > 1)); then
-  model all "all of: $(IFS=';'; echo "${ALL_DESC[*]}" | sed 's/;/, /g')" "${ALL_ARGS[@]}"
+  all_list=$(IFS=';'; echo "${ALL_DESC[*]}")
+  model all "all of: ${all_list//;/, }" "${ALL_ARGS[@]}"
 fi
 
 w3_args=()
@@ -427,16 +431,20 @@ for v in none shim; do
 done
 row "W5 RssAnon by connections" "last run of each" "-" "-" "-" "${shape%; }"
 
-# --- verdicts against issue 5's targets ---------------------------------------------------------
+# --- verdicts against the overhead targets ---------------------------------------------------------
 W1_PP=$(paired "$B/w1.shim" "$B/w1.floor5")
+# IN_<variant>_D/_RAW, SYS_<variant> and W2_<kind>_PP are set by `declare` in the loops above.
+# shellcheck disable=SC2154
 W1_IN=$(calc %.4f "1+$IN_shim_D/$IN_shim_RAW")
 verdict "W1 within 1% of the floor: in one process the hook adds $(calc %+.0f "$IN_shim_D") ns per connect = $W1_IN x the floor (the same 5 setsockopt without a hook); per process shim/floor = $W1_PP ($(spread "$B/w1.shim") spread per variant)" \
         "$(le "$W1_IN" 1.01)"
+# shellcheck disable=SC2154
 verdict "W1 no worse than libkeepalive0, like for like (4 options): in one process the hook adds $(calc %+.0f "$IN_shim_uto_off_D") ns vs libkeepalive0's $(calc %+.0f "$IN_libkeepalive_D") ns; per process $(paired "$B/w1.shim-uto-off" "$B/w1.libkeepalive") x libkeepalive0" \
         "$(le "$IN_shim_uto_off_D" "$IN_libkeepalive_D")"
 if [[ -n ${SYS_shim:-} ]]; then
   verdict "W1 the hook makes no syscall beyond the options: ${SYS_shim} syscalls per connect vs the floor's ${SYS_floor5}" "$(le "$SYS_shim" "$SYS_floor5")"
 fi
+# shellcheck disable=SC2154
 verdict "W2 ratio <= 1.01: in one process the hooked socket()+close() costs at worst $W2_WORST x the raw syscall; per process UDP $W2_udp_PP, AF_UNIX $W2_unix_PP" \
         "$(le "$W2_WORST" 1.01)"
 W3_VS_EMPTY=$(calc %.3f "${W3R[shim]}/${W3R[empty]}")
@@ -484,8 +492,9 @@ strip_tmp() { sed "s|$B|\$B|g"; }
 # Benchmarks
 
 Written by \`scripts/bench.sh\` (reproduce with \`scripts/bench.sh\` as root on
-Debian/Ubuntu; \`scripts/bench.sh --quick\` is a smoke run). Issue 5 sets the
-targets. The C programs are in \`tests/bench/\`.
+Debian/Ubuntu; \`scripts/bench.sh --quick\` is a smoke run). The targets (last
+section) are the overhead budget the library is held to. The C programs are
+in \`tests/bench/\`.
 
 - **Date:** $DATE
 - **Machine:** $MACHINE
@@ -523,7 +532,7 @@ EOF
   strip_tmp <"$TABLE"
   cat <<EOF
 
-## Against the targets of issue 5
+## Against the targets
 
 EOF
   cat "$VERDICTS"

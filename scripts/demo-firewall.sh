@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The "firewall" part of the demo (issue 3): builds the network lab
+# The "firewall" part of the demo: builds the network lab
 # (client / stateful firewall / server namespaces), plays scenario 1 (the
 # firewall forgets an idle pooled connection) and scenario 2 (the server
 # vanishes while the client waits) without and with keepalive-shim, and

@@ -1,6 +1,5 @@
 """A local HTTP/1.1 keep-alive server for the demo; prints its port when ready."""
 import http.server
-import sys
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

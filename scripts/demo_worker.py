@@ -18,6 +18,6 @@ options = {
     "TCP_KEEPCNT": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
     "TCP_USER_TIMEOUT": sock.getsockopt(socket.IPPROTO_TCP, 18),
 }
-response.content
+_ = response.content  # read the body, so the response is complete
 print(json.dumps({"local_port": sock.getsockname()[1], "options": options}), flush=True)
 sys.stdin.readline()  # hold the pooled connection open until the demo is done

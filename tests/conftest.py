@@ -1,10 +1,18 @@
 """Shared fixtures for the integration tests: the built library and CLI,
-a clean environment, and helpers to run real programs under the shim."""
+a clean environment, helpers to run real programs under the shim, the
+values the tests set and expect, and loopback servers.
+
+Modules under tests/helpers, tests/lab and tests/programs are importable by
+name (pyproject.toml sets pytest's `pythonpath`)."""
+import http.server
 import os
 import pathlib
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -15,8 +23,18 @@ LIB = pathlib.Path(os.environ.get("KEEPALIVE_SHIM_TEST_LIB")
                    or ROOT / "target" / "release" / "libkeepalive_shim.so")
 CLI = ROOT / "target" / "release" / "keepalive-shim"
 IN_CI = os.environ.get("CI") == "true"
+PROBE = str(ROOT / "tests" / "programs" / "probe.py")
+PROGRAMS = ROOT / "tests" / "programs"
 
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+# Values chosen to differ from every kernel default.
+# TCP_USER_TIMEOUT is opt-in (off by default); `auto` is asked for here so
+# that all five options are exercised.
+SETTINGS = dict(idle=7, interval=3, count=4, user_timeout="auto")
+EXPECTED = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 7, "TCP_KEEPINTVL": 3, "TCP_KEEPCNT": 4,
+            "TCP_USER_TIMEOUT": (7 + 3 * 4) * 1000}
+KERNEL_DEFAULT = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75,
+                  "TCP_KEEPCNT": 9, "TCP_USER_TIMEOUT": 0}
+LOG_LINE = re.compile(r"^keepalive-shim\[(\d+)\]: (.*)$")
 
 
 def require(condition, why):
@@ -55,6 +73,24 @@ def run(cmd, env, timeout=60, **kw):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def program(name):
+    """The path of a Python test program, tests/programs/NAME.py."""
+    return str(PROGRAMS / f"{name}.py")
+
+
+def probe(args, env, check=True):
+    """Runs tests/programs/probe.py ARGS... (see its docstring)."""
+    r = run([sys.executable, PROBE, *args], env)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def log_lines(stderr):
+    """The messages of the shim's log lines in `stderr`, without the prefix."""
+    return [m.group(2) for m in map(LOG_LINE.match, stderr.splitlines()) if m]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def built():
     assert LIB.is_file(), f"{LIB} is missing: run `cargo build --release` (scripts/test.sh does)"
@@ -82,16 +118,14 @@ def cc(tmp_path_factory):
 
 
 @pytest.fixture
-def accepting_listener():
-    """A loopback listener that accepts and closes every connection, so its
-    backlog never fills however many connections a test makes; its port."""
-    import socket
-    import threading
+def listener():
+    """A loopback TCP listener that accepts and closes every connection, so
+    its backlog never fills however many connections a test makes."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(512)
 
-    def serve():
+    def accept_forever():
         while True:
             try:
                 conn, _ = s.accept()
@@ -99,7 +133,50 @@ def accepting_listener():
                 return  # closed by the fixture
             conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    threading.Thread(target=accept_forever, daemon=True).start()
     yield s.getsockname()[1]
     s.shutdown(socket.SHUT_RDWR)
     s.close()
+
+
+@pytest.fixture
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, never listening: connect is refused
+    yield s.getsockname()[1]
+    s.close()
+
+
+class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    release = None  # threading.Event the /hold endpoint waits for
+    arrived = None
+
+    def do_GET(self):
+        if self.path == "/hold":
+            KeepAliveHandler.arrived.set()
+            KeepAliveHandler.release.wait(20)
+        body = b"hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """A loopback HTTP/1.1 keep-alive server: GET / answers "hello"; GET
+    /hold sets KeepAliveHandler.arrived, then waits for .release."""
+    KeepAliveHandler.release = threading.Event()
+    KeepAliveHandler.arrived = threading.Event()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    KeepAliveHandler.release.set()
+    srv.shutdown()
+    srv.server_close()

@@ -4,6 +4,16 @@
 //! `KEEPALIVE_SHIM_TEST_LIBRARY=/path/libkeepalive_shim.so` checks another
 //! build (scripts/test-packages.sh checks each packaged library, both
 //! architectures).
+// A test crate: a panic is how a test fails, and its indexing and arithmetic
+// work on small values the test chose. (clippy.toml relaxes `#[test]`
+// functions only; these cover the helpers too.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -31,18 +31,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, ROOT, clean_env, require, require_root
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-
 import netlab
 import scenarios as S
+from conftest import CLI, KERNEL_DEFAULT, ROOT, clean_env, require, require_root
 
 PROBE = ROOT / "tests" / "programs" / "attach_probe.py"
 CLIENTS = ROOT / "tests" / "lab" / "clients"
 READY_PREFIX = "keepalive-shim: attached to "
-DEFAULTS = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75, "TCP_KEEPCNT": 9,
-            "TCP_USER_TIMEOUT": 0}
+DEFAULTS = KERNEL_DEFAULT
 FLAGS = ["--idle", "17", "--interval", "4", "--count", "3"]
 SHIM = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 17, "TCP_KEEPINTVL": 4, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 0}
 _names = itertools.count()
@@ -178,7 +174,7 @@ class Probe:
         self.proc.wait()
 
 
-def listener(host: str) -> tuple:
+def tcp_listener(host: str) -> tuple:
     """A listening socket of the test process (outside any test cgroup):
     connections complete in its backlog, nothing needs to accept them."""
     import socket
@@ -197,9 +193,9 @@ def test_options_on_new_connections_filters_and_servers():
     connection."""
     require_attach()
     import socket
-    a, port_a = listener("127.0.0.1")
-    b, port_b = listener("127.0.0.1")
-    c, port_c = listener("::1")
+    a, port_a = tcp_listener("127.0.0.1")
+    b, port_b = tcp_listener("127.0.0.1")
+    c, port_c = tcp_listener("::1")
     with Cgroup() as cg:
         probe = Probe(cg)
         try:
@@ -248,7 +244,7 @@ def test_respect_and_force():
     its own TCP_USER_TIMEOUT stands even in force mode; `auto` is computed
     from the socket's effective values."""
     require_attach()
-    srv, port = listener("127.0.0.1")
+    srv, port = tcp_listener("127.0.0.1")
     own_idle = {"TCP_KEEPIDLE": 60}
     with Cgroup() as cg:
         probe = Probe(cg)
@@ -283,7 +279,7 @@ def test_user_timeout_values():
     """A fixed TCP_USER_TIMEOUT, and `auto` capped at INT_MAX ms as
     UserTimeout::auto_ms caps it: (32767 + 32767 x 127) s is more."""
     require_attach()
-    srv, port = listener("127.0.0.1")
+    srv, port = tcp_listener("127.0.0.1")
     with Cgroup() as cg:
         probe = Probe(cg)
         try:
@@ -307,7 +303,7 @@ def test_running_process_existing_and_new_connections_and_after_exit():
     existing one gets them too (as `apply`). After attach exits (SIGTERM,
     status 0), new connections are untouched. --pid names the cgroup."""
     require_attach()
-    srv, port = listener("127.0.0.1")
+    srv, port = tcp_listener("127.0.0.1")
     with Cgroup() as cg:
         probe = Probe(cg)
         try:
@@ -339,7 +335,7 @@ def test_unit_names_its_cgroup(tmp_path):
     """--unit asks systemd for the unit's ControlGroup (here a stand-in
     systemctl on PATH: the test host may have no systemd)."""
     require_attach()
-    srv, port = listener("127.0.0.1")
+    srv, port = tcp_listener("127.0.0.1")
     with Cgroup() as cg:
         fake = tmp_path / "systemctl"
         fake.write_text('#!/bin/sh\n[ "$*" = "show --property=ControlGroup --value -- worker.service" ] || exit 1\n'
@@ -366,7 +362,7 @@ def test_capabilities_instead_of_root():
     require_attach()
     caps = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all,+bpf,+net_admin",
             "--ambient-caps=-all,+bpf,+net_admin")
-    srv, port = listener("127.0.0.1")
+    srv, port = tcp_listener("127.0.0.1")
     with Cgroup() as cg:
         probe = Probe(cg)
         try:

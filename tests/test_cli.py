@@ -5,9 +5,8 @@ import shutil
 import signal
 import sys
 
-from conftest import CLI, LIB, ROOT, clean_env, run
+from conftest import CLI, LIB, PROBE, ROOT, clean_env, run
 
-PROBE = str(ROOT / "tests" / "programs" / "probe.py")
 SHOW_ENV = ("import json, os; print(json.dumps({k: v for k, v in os.environ.items() "
             "if k.startswith('KEEPALIVE_SHIM') or k == 'LD_PRELOAD'}))")
 
@@ -74,8 +73,8 @@ def test_exit_status_and_signals_pass_through():
 def test_signal_sent_to_wrapper_reaches_command():
     import subprocess
     p = subprocess.Popen([str(CLI), "run", "--", sys.executable, "-c",
-                          "import signal, sys; print('ready', flush=True); "
-                          "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(42)); signal.pause()"],
+                          "import signal, sys; signal.signal(signal.SIGUSR1, lambda *a: sys.exit(42)); "
+                          "print('ready', flush=True); signal.pause()"],
                          env=clean_env(), stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline() == "ready\n"

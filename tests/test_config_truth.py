@@ -12,15 +12,11 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from conftest import CLI, LIB, ROOT, clean_env, run, shim_env
+from conftest import CLI, KERNEL_DEFAULT, LIB, PROBE, clean_env, program, run, shim_env
 
-PROBE = str(ROOT / "tests" / "programs" / "probe.py")
-KERNEL_DEFAULT = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75, "TCP_KEEPCNT": 9,
-                  "TCP_USER_TIMEOUT": 0}
 # Explicit values, the user timeout included: no case depends on a default.
 SET = dict(idle=7, interval=3, count=4, user_timeout="4500ms")
 APPLIED = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 7, "TCP_KEEPINTVL": 3, "TCP_KEEPCNT": 4,
@@ -62,48 +58,12 @@ def agree(env, host, port):
     return got, err, r
 
 
-# A server and a client in one program: the client sets SO_KEEPALIVE=0 and
-# TCP_KEEPIDLE=60 itself; each socket's five options are printed as JSON.
-SERVER_AND_CLIENT = r"""
-import json, socket
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
-c = socket.socket()
-c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
-c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
-c.connect(srv.getsockname())
-a, _ = srv.accept()
-def opts(s):
-    return [s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), s.getsockopt(6, socket.TCP_KEEPIDLE),
-            s.getsockopt(6, socket.TCP_KEEPINTVL), s.getsockopt(6, socket.TCP_KEEPCNT), s.getsockopt(6, 18)]
-print(json.dumps({"client": opts(c), "listener": opts(srv), "accepted": opts(a)}))
-"""
-
-
 def warnings(stderr):
     return [ln for ln in stderr.splitlines() if ln.startswith("keepalive-shim[")]
 
 
 def row(stdout, var):
     return next(ln for ln in stdout.splitlines() if ln.split()[:1] == [var])
-
-
-@pytest.fixture
-def listener4():
-    """A loopback listener that accepts and closes every connection."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(64)
-
-    def accept_forever():
-        while True:
-            try:
-                s.accept()[0].close()
-            except OSError:
-                return  # closed below
-
-    threading.Thread(target=accept_forever, daemon=True).start()
-    yield s.getsockname()[1]
-    s.close()
 
 
 @pytest.fixture
@@ -142,9 +102,9 @@ def test_ipv6_spellings_people_write(listener6):
     ("", "10.0.0.0/33", "10.0.0.0/33"),             # an EXCLUDE entry
     ("127.0.0.0/8", ":5432, :99999", ":99999"),
 ])
-def test_an_invalid_filter_entry_leaves_every_socket_alone(listener4, include, exclude, bad):
+def test_an_invalid_filter_entry_leaves_every_socket_alone(listener, include, exclude, bad):
     env = shim_env(include=include, exclude=exclude, **SET)
-    got, err, r = agree(env, "127.0.0.1", listener4)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == KERNEL_DEFAULT  # SO_KEEPALIVE 0: nothing was set
     lines = warnings(err)
     assert len(lines) == 1 and f'"{bad}" is not valid' in lines[0], err
@@ -163,7 +123,7 @@ def test_an_invalid_filter_leaves_servers_alone_too():
     """A listening socket and the connection it accepts, under an INCLUDE
     whose valid part covers them."""
     env = shim_env(include="127.0.0.0/8, :0", **SET)
-    r = run([sys.executable, "-c", SERVER_AND_CLIENT], env)
+    r = run([sys.executable, program("client_sets_two")], env)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     untouched = list(KERNEL_DEFAULT.values())
@@ -172,10 +132,10 @@ def test_an_invalid_filter_leaves_servers_alone_too():
     assert len(warnings(r.stderr)) == 1
 
 
-def test_an_invalid_program_name_makes_the_shim_inert(listener4):
+def test_an_invalid_program_name_makes_the_shim_inert(listener):
     exe = os.path.basename(os.path.realpath(sys.executable))
     env = shim_env(programs=f"{exe}, /usr/bin/{exe}", **SET)
-    got, err, r = agree(env, "127.0.0.1", listener4)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == KERNEL_DEFAULT
     lines = warnings(err)  # not silent: the program itself says why
     assert len(lines) == 1 and f'"/usr/bin/{exe}" is not valid' in lines[0], err
@@ -187,13 +147,13 @@ def test_an_invalid_program_name_makes_the_shim_inert(listener4):
 
 # --- check tells the truth ------------------------------------------------------------------
 
-def test_an_oversized_config_file_is_ignored_by_both(listener4, tmp_path):
+def test_an_oversized_config_file_is_ignored_by_both(listener, tmp_path):
     conf = tmp_path / "big.conf"
     conf.write_text("KEEPALIVE_SHIM_IDLE=33\n" + "# padding\n" * 2048)  # 20 KiB
     assert conf.stat().st_size > 20 * 1024
     # COUNT from the environment proves the library ran; IDLE is the default.
     env = shim_env(config=conf, interval=3, count=4, user_timeout="4500ms")
-    got, err, r = agree(env, "127.0.0.1", listener4)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == dict(APPLIED, TCP_KEEPIDLE=60)
     assert "over 16 KiB" in err
     assert r.returncode == 1
@@ -213,28 +173,28 @@ def test_an_oversized_config_file_is_ignored_by_both(listener4, tmp_path):
     exact = tmp_path / "exact.conf"
     exact.write_text("#" * (16384 - len("KEEPALIVE_SHIM_IDLE=33\n") - 1) + "\nKEEPALIVE_SHIM_IDLE=33\n")
     assert exact.stat().st_size == 16384
-    got, err, r = agree(dict(env, KEEPALIVE_SHIM_CONFIG=str(exact)), "127.0.0.1", listener4)
+    got, err, r = agree(dict(env, KEEPALIVE_SHIM_CONFIG=str(exact)), "127.0.0.1", listener)
     assert got == dict(APPLIED, TCP_KEEPIDLE=33) and warnings(err) == [] and r.returncode == 0
 
 
-def test_files_the_library_will_not_read_check_will_not_either(listener4, tmp_path):
+def test_files_the_library_will_not_read_check_will_not_either(listener, tmp_path):
     fifo = tmp_path / "fifo.conf"
     os.mkfifo(fifo)  # opening it for reading without O_NONBLOCK would hang
     cases = {fifo: "not a regular file", tmp_path: "not a regular file",
              tmp_path / "missing.conf": "no such file"}
     for path, why in cases.items():
         env = shim_env(config=path, **SET)
-        got, err, r = agree(env, "127.0.0.1", listener4)
+        got, err, r = agree(env, "127.0.0.1", listener)
         assert got == APPLIED, path
         assert why in err and why in r.stdout and r.returncode == 1, (path, err, r.stdout)
 
 
-def test_an_invalid_value_shows_invalid_in_its_row(listener4, tmp_path):
+def test_an_invalid_value_shows_invalid_in_its_row(listener, tmp_path):
     conf = tmp_path / "ks.conf"
     conf.write_text("KEEPALIVE_SHIM_INTERVAL=0\n")
     env = shim_env(config=conf, count=0, idle="junk", user_timeout="4500ms")
     env["KEEPIDLE"] = "25"
-    got, err, r = agree(env, "127.0.0.1", listener4)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 25, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 6,
                    "TCP_USER_TIMEOUT": 4500}
     assert len(warnings(err)) == 3
@@ -253,30 +213,30 @@ def test_an_invalid_value_shows_invalid_in_its_row(listener4, tmp_path):
 
 # --- libkeepalive-ng's variables ----------------------------------------------------------------
 
-def test_libkeepalive_ng_variables(listener4, tmp_path):
+def test_libkeepalive_ng_variables(listener, tmp_path):
     env = dict(clean_env(), LD_PRELOAD=str(LIB), TCP_KEEPIDLE="33", TCP_KEEPINTVL="7", TCP_KEEPCNT="4",
                TCP_USER_TIMEOUT="4500")
-    got, err, r = agree(env, "127.0.0.1", listener4)
+    got, err, r = agree(env, "127.0.0.1", listener)
     assert got == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 33, "TCP_KEEPINTVL": 7, "TCP_KEEPCNT": 4,
                    "TCP_USER_TIMEOUT": 4500}
     assert warnings(err) == [] and r.returncode == 0
     for var in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT"):
         assert any(ln.endswith(f"({var})") for ln in r.stdout.splitlines()), (var, r.stdout)
     # -1: derived (auto), from the effective values.
-    got, _, r = agree(dict(env, TCP_USER_TIMEOUT="-1"), "127.0.0.1", listener4)
+    got, _, r = agree(dict(env, TCP_USER_TIMEOUT="-1"), "127.0.0.1", listener)
     assert got["TCP_USER_TIMEOUT"] == (33 + 7 * 4) * 1000
     # 0 leaves the system default: the next source (here the file) is used.
     conf = tmp_path / "ks.conf"
     conf.write_text("KEEPALIVE_SHIM_IDLE=44\n")
     got, err, r = agree(dict(env, TCP_KEEPIDLE="0", TCP_KEEPCNT="0", KEEPALIVE_SHIM_CONFIG=str(conf)),
-                        "127.0.0.1", listener4)
+                        "127.0.0.1", listener)
     assert (got["TCP_KEEPIDLE"], got["TCP_KEEPCNT"]) == (44, 6) and warnings(err) == []
     assert row(r.stdout, "KEEPALIVE_SHIM_IDLE").endswith(f"({conf} line 1)")
     # After libkeepalive's and libdontdie's, before the file.
-    got, _, _ = agree(dict(env, KEEPIDLE="21", DD_TCP_KEEPALIVE_INTVL="5"), "127.0.0.1", listener4)
+    got, _, _ = agree(dict(env, KEEPIDLE="21", DD_TCP_KEEPALIVE_INTVL="5"), "127.0.0.1", listener)
     assert (got["TCP_KEEPIDLE"], got["TCP_KEEPINTVL"], got["TCP_KEEPCNT"]) == (21, 5, 4)
     # Their own syntax: a unit is invalid, reported, and the next source used.
-    got, err, r = agree(dict(env, TCP_KEEPIDLE="30s"), "127.0.0.1", listener4)
+    got, err, r = agree(dict(env, TCP_KEEPIDLE="30s"), "127.0.0.1", listener)
     assert got["TCP_KEEPIDLE"] == 60
     assert len(warnings(err)) == 1 and 'TCP_KEEPIDLE="30s" is not valid' in err
     assert row(r.stdout, "KEEPALIVE_SHIM_IDLE").split()[1:3] == ["INVALID", '"30s"']

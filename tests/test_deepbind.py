@@ -31,11 +31,6 @@ def plugins(tmp_path_factory):
     return d
 
 
-@pytest.fixture
-def listener(accepting_listener):
-    return accepting_listener
-
-
 def dl_main(plugins, port, plugin, mode, env):
     return run([str(plugins / "dl_main"), str(port), plugin, mode], env)
 

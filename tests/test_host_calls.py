@@ -17,11 +17,6 @@ from conftest import ROOT, clean_env, run, shim_env
 PROGRAMS = ROOT / "tests" / "programs"
 
 
-@pytest.fixture
-def listener(accepting_listener):
-    return accepting_listener
-
-
 # --- 1. every argument gets exactly the real call's answer -------------------
 
 # Every mode the hooks have a different path in: filters off and on (matching
@@ -60,7 +55,7 @@ def test_invalid_pointers_and_lengths_get_the_real_answer(bad_args_baseline, mod
     assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     got = r.stdout.splitlines()
     assert len(got) == len(without) > 100
-    diff = [(a, b) for a, b in zip(without, got) if a != b]
+    diff = [(a, b) for a, b in zip(without, got, strict=True) if a != b]
     assert diff == [], diff
     # The baseline really contains the faults (EFAULT=14) the library must not trip on.
     assert sum(ln.endswith("errno=14") for ln in without) >= 40

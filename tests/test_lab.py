@@ -1,5 +1,5 @@
 """Field proof: the hung-worker incidents, reproduced in a network lab, each
-run without and with keepalive-shim (issue 3).
+run without and with keepalive-shim.
 
 The lab (tests/lab/netlab.py): client, stateful firewall and server network
 namespaces; the firewall forgets established TCP flows after 5 s idle and
@@ -15,18 +15,16 @@ fails when CI=true and is skipped otherwise.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import shutil
-import sys
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-
-import netlab  # noqa: E402
-import scenarios as S  # noqa: E402
+import netlab
+import scenarios as S
+from conftest import require
 
 # name -> (function, keyword arguments)
 RUNS = {
@@ -72,23 +70,17 @@ def _cannot_run() -> str | None:
 @pytest.fixture(scope="module")
 def lab_ok():
     reason = _cannot_run()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail("network lab cannot run in CI: " + reason)
-        pytest.skip("network lab: " + reason)
+    require(reason is None, f"network lab: {reason}")
     netlab.reap_stale_namespaces()
 
 
 @pytest.fixture(scope="module")
 def runs(lab_ok):
-    pool = ThreadPoolExecutor(max_workers=len(RUNS), thread_name_prefix="lab")
-    futures: dict[str, Future] = {name: pool.submit(fn, **kw) for name, (fn, kw) in RUNS.items()}
+    calls = {name: functools.partial(fn, **kw) for name, (fn, kw) in RUNS.items()}
     try:
-        yield futures
+        with netlab.started_together(calls, "lab") as futures:
+            yield futures
     finally:
-        for f in futures.values():
-            f.cancel()
-        pool.shutdown(wait=True)
         S.cleanup_java()
 
 
@@ -148,7 +140,7 @@ def test_s1_firewall_forgets_with_shim_succeeds_on_same_connection(runs):
                            "TCP_KEEPCNT=%d" % S.COUNT)
     assert not any("TCP_USER_TIMEOUT" in ln for ln in res.shim_lines)  # opt-in only
     # Answered probes are sent every `idle` seconds.
-    gaps = [b - a for a, b in zip(res.probe_times, res.probe_times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(res.probe_times)]
     assert all(S.IDLE - 0.5 < g < S.IDLE + 0.5 for g in gaps), res.probe_times
 
 
@@ -267,7 +259,7 @@ def test_s5_node_keeps_its_own_keepalive(runs):
     without, with_ = get(runs, "node-without"), get(runs, "node-with")
     for res in (without, with_):
         assert_flow_kept_alive(res)
-    gaps = [b - a for a, b in zip(with_.probe_times, with_.probe_times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(with_.probe_times)]
     assert gaps and max(gaps) < S.IDLE - 0.5, with_.probe_times
     assert_shim_configured(with_, "TCP_KEEPIDLE=%d" % S.IDLE)
 

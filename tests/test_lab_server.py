@@ -29,21 +29,17 @@ without root it fails when CI=true and is skipped otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from conftest import require, require_root, shim_env
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
-
-import netlab  # noqa: E402
-from netlab import Lab, Line, Proc  # noqa: E402
+import netlab
+from conftest import program, require, require_root, shim_env
+from netlab import Lab, Line, Proc
 
 IDLE, INTERVAL, COUNT = 2, 1, 3
 BOUND = IDLE + INTERVAL * COUNT  # 5 s: when the kernel gives up on a silent peer
@@ -53,84 +49,11 @@ OTHER_PORT = PORT + 1  # a port no server here listens on
 STARTUP = 20.0  # bound on a process's first line on a busy box
 RESULT_TIMEOUT = 90  # bound on a whole run; every wait inside is far shorter
 
-# The server: ThreadingHTTPServer, HTTP/1.1 keep-alive, no socket option set
-# by the program (not even SO_REUSEADDR). Event lines on stdout; "closed"
-# says how the connection ended: "eof" (the client closed it) or the errno
-# the server's recv() failed with (ETIMEDOUT: the kernel gave up the peer).
-SERVER_CODE = r"""
-import errno, json, socket, socketserver, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-_lock = threading.Lock()
-
-def emit(**event):
-    with _lock:
-        sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
-        sys.stdout.flush()
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = None  # an idle keep-alive connection stays open forever
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def log_error(self, fmt, *args):
-        # handle_one_request() swallows a TimeoutError (ETIMEDOUT included)
-        # and reports it here.
-        for a in args:
-            if isinstance(a, OSError):
-                self.error = a
-
-    def handle(self):
-        self.error = None
-        peer = "%s:%d" % self.client_address[:2]
-        emit(event="accepted", peer=peer)
-        try:
-            super().handle()
-        except OSError as e:
-            self.error = e
-        e = self.error
-        emit(event="closed", peer=peer,
-             errno=(errno.errorcode.get(e.errno, str(e.errno)) if e is not None else "eof"),
-             message=str(e) if e is not None else "")
-
-    def do_GET(self):
-        emit(event="request", peer="%s:%d" % self.client_address[:2], path=self.path)
-        body = b"hello from the server namespace\n"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-class Server(ThreadingHTTPServer):
-    allow_reuse_address = False  # no setsockopt() at all
-    daemon_threads = True
-
-    def server_bind(self):
-        # HTTPServer.server_bind() would resolve the host name (getfqdn).
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-httpd = Server(("0.0.0.0", int(sys.argv[1])), Handler)
-emit(event="ready", port=httpd.server_address[1])
-httpd.serve_forever()
-"""
-
-# The client: one keep-alive connection, one request, then idle (holding the
-# connection) until killed. Never preloaded; sets no socket option.
-CLIENT_CODE = r"""
-import http.client, json, sys
-c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=None)
-c.request("GET", "/")
-r = c.getresponse()
-r.read()
-print(json.dumps({"event": "response", "status": r.status,
-                  "local_port": c.sock.getsockname()[1]}), flush=True)
-sys.stdin.readline()
-"""
+# The programs (tests/programs/): the server is ThreadingHTTPServer, HTTP/1.1
+# keep-alive, with no socket option set by the program, printing event lines
+# ("closed" says how the connection ended: "eof" or the recv() errno); the
+# client makes one keep-alive request and holds the connection until killed.
+# The client is never preloaded.
 
 
 # --- helpers (on top of netlab's API) -------------------------------------
@@ -225,7 +148,7 @@ class ServerRun:
             % (self.name, self.peer, self.closed, self.seconds, self.waited, self.vanished, self.wall),
             "  ss before: " + self.ss_before.replace("\n", " | "),
             "  ss after:  " + (self.ss_after.replace("\n", " | ") or "(no ESTABLISHED entry)"),
-        ] + ["  " + l for l in self.shim_lines])
+        ] + ["  " + ln for ln in self.shim_lines])
 
 
 def lab_env(**settings) -> dict:
@@ -237,7 +160,7 @@ def lab_env(**settings) -> dict:
 
 
 def start_server(lab: Lab, shim: dict | None) -> Proc:
-    p = lab.spawn("server", lab.ns_server, [sys.executable, "-c", SERVER_CODE, str(lab.port)], env=shim)
+    p = lab.spawn("server", lab.ns_server, [sys.executable, program("http_events_server"), str(lab.port)], env=shim)
     p.must(event("ready"), STARTUP, "server readiness line")
     lab.server = p
     return p
@@ -246,7 +169,7 @@ def start_server(lab: Lab, shim: dict | None) -> Proc:
 def connect_client(lab: Lab, server: Proc) -> tuple[Proc, str]:
     """A client makes one request on a keep-alive connection and holds it;
     returns the client and its address as the server sees it."""
-    client = lab.run_client("client", [sys.executable, "-c", CLIENT_CODE, lab.addr("server"), str(lab.port)],
+    client = lab.run_client("client", [sys.executable, program("http_idle_client"), lab.addr("server"), str(lab.port)],
                             stdin=True)
     resp = client.must(event("response"), STARTUP, "response")
     peer = "%s:%d" % (lab.addr("client"), resp.json["local_port"])
@@ -274,7 +197,7 @@ def client_vanishes(name: str, shim: dict | None, wait: float) -> ServerRun:
             res.vanished = lab.counter("vanished")
         finally:
             server.kill()
-            res.shim_lines = [l.text for l in server.lines if l.text.startswith("keepalive-shim[")]
+            res.shim_lines = [ln.text for ln in server.lines if ln.text.startswith("keepalive-shim[")]
             res.server_output = server.output()[-4000:]
     res.wall = round(time.monotonic() - t0, 2)
     return res
@@ -295,7 +218,7 @@ def filtered(name: str, shim: dict) -> ServerRun:
             res.ss_before = ss_established(lab, res.peer)
         finally:
             server.kill()
-            res.shim_lines = [l.text for l in server.lines if l.text.startswith("keepalive-shim[")]
+            res.shim_lines = [ln.text for ln in server.lines if ln.text.startswith("keepalive-shim[")]
             res.server_output = server.output()[-4000:]
     res.wall = round(time.monotonic() - t0, 2)
     return res
@@ -318,16 +241,9 @@ def runs():
     require(reason is None, "network lab: %s" % reason)
     require(netlab.shim_library().exists(), "%s not built" % netlab.shim_library())
     netlab.reap_stale_namespaces()
-    pool = ThreadPoolExecutor(max_workers=len(RUNS), thread_name_prefix="lab-server")
-    futures: dict[str, Future] = {
-        name: pool.submit(fn, name, **kw) for name, (fn, kw) in RUNS.items()
-    }
-    try:
+    calls = {name: functools.partial(fn, name, **kw) for name, (fn, kw) in RUNS.items()}
+    with netlab.started_together(calls, "lab-server") as futures:
         yield futures
-    finally:
-        for f in futures.values():
-            f.cancel()
-        pool.shutdown(wait=True)
 
 
 def get(runs, name) -> ServerRun:
@@ -344,8 +260,8 @@ def test_server_under_shim_drops_vanished_client_within_bound(runs):
     # The listening socket got the options, and the accepted connection has them.
     expected = ("SO_KEEPALIVE=1", "TCP_KEEPIDLE=%d" % IDLE, "TCP_KEEPINTVL=%d" % INTERVAL,
                 "TCP_KEEPCNT=%d" % COUNT)
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     assert len(listen) == 1 and all(e in listen[0] for e in expected), res.shim_lines
     assert len(accepted) == 1 and all(e in accepted[0] for e in expected), res.shim_lines
     # The kernel agrees: a keepalive timer of at most `idle` seconds.
@@ -377,11 +293,11 @@ def test_server_without_shim_keeps_vanished_client_established(runs):
 
 def test_include_other_port_leaves_server_alone(runs):
     res = get(runs, "include-other-port")
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     assert len(listen) == 1 and "decided per accepted connection" in listen[0], res.shim_lines
     assert len(accepted) == 1 and "left alone (filters)" in accepted[0], res.shim_lines
-    assert not any("SO_KEEPALIVE" in l for l in res.shim_lines), res.shim_lines
+    assert not any("SO_KEEPALIVE" in ln for ln in res.shim_lines), res.shim_lines
     assert res.ss_before, "no ESTABLISHED entry for %s" % res.peer
     assert keepalive_timer(res.ss_before) is None, res.ss_before
 
@@ -389,8 +305,8 @@ def test_include_other_port_leaves_server_alone(runs):
 @pytest.mark.parametrize("run", ["include-server-port", "include-address"])
 def test_include_matching_the_connection_configures_it(runs, run):
     res = get(runs, run)
-    listen = [l for l in res.shim_lines if " listen=0.0.0.0:%d " % PORT in l]
-    accepted = [l for l in res.shim_lines if " accepted=%s " % res.peer in l]
+    listen = [ln for ln in res.shim_lines if " listen=0.0.0.0:%d " % PORT in ln]
+    accepted = [ln for ln in res.shim_lines if " accepted=%s " % res.peer in ln]
     # The listening socket itself is left alone; the connection is decided
     # on the address the client reached (10.200.N.130:PORT).
     assert len(listen) == 1 and "decided per accepted connection" in listen[0], res.shim_lines

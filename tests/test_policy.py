@@ -8,43 +8,33 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from conftest import CLI, LIB, ROOT, clean_env, require, require_root, run, shim_env
-from test_shim import (EXPECTED, KERNEL_DEFAULT, SETTINGS, KeepAliveHandler, http_server,  # noqa: F401
-                       listener, log_lines, probe)
+from conftest import (
+    CLI,
+    EXPECTED,
+    KERNEL_DEFAULT,
+    LIB,
+    SETTINGS,
+    KeepAliveHandler,
+    clean_env,
+    log_lines,
+    probe,
+    program,
+    require,
+    require_root,
+    run,
+    shim_env,
+)
 
-PROBE = str(ROOT / "tests" / "programs" / "probe.py")
-
-# A program that makes one client connection, one listening socket and one
-# accepted connection, sets some options itself (SO_KEEPALIVE=0 and
-# TCP_KEEPIDLE=60 before connect, TCP_KEEPINTVL=60 after), and reports the
-# kernel's values of all three sockets plus its setsockopt return values.
-SERVER_AND_CLIENT = r"""
-import json, socket, sys
-family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-srv = socket.socket(family); srv.bind((sys.argv[1], 0)); srv.listen()
-port = srv.getsockname()[1]
-c = socket.socket(family)
-rcs = [c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0),
-       c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)]
-c.connect((sys.argv[2] if len(sys.argv) > 2 else sys.argv[1], port))
-rcs.append(c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 60))
-a, _ = srv.accept()
-def opts(s):
-    return [s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), s.getsockopt(6, socket.TCP_KEEPIDLE),
-            s.getsockopt(6, socket.TCP_KEEPINTVL), s.getsockopt(6, socket.TCP_KEEPCNT), s.getsockopt(6, 18)]
-print(json.dumps({"client": opts(c), "listener": opts(srv), "accepted": opts(a), "rcs": rcs, "port": port}))
-"""
 SHIM = [1, 7, 3, 4, 19000]
 UNTOUCHED = [0, 7200, 75, 9, 0]
 CLIENT_OWN = [0, 60, 60, 9, 0]  # what the program set, on kernel defaults
 
 
 def both(env, bind="127.0.0.1", dest=None):
-    r = run([sys.executable, "-c", SERVER_AND_CLIENT, bind] + ([dest] if dest else []), env)
+    r = run([sys.executable, program("server_and_client"), bind] + ([dest] if dest else []), env)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout), r.stderr
 
@@ -88,7 +78,7 @@ def test_force_mode_with_curl(http_server):
         KeepAliveHandler.release.set()
         out, err = proc.communicate(timeout=10)
     assert out == "hello\n" and len(socks) == 1
-    assert socks[0][2] == dict(zip(KERNEL_DEFAULT, SHIM))
+    assert socks[0][2] == dict(zip(KERNEL_DEFAULT, SHIM, strict=True))
     assert "force: kept TCP_KEEPIDLE=7 (the program set 60)" in err
 
 
@@ -190,21 +180,11 @@ def test_server_filters_decide_each_accepted_connection_on_its_local_address():
     # Bound to every address, reached at 127.0.0.1: an address entry matches.
     got, _ = both(shim_env(include="127.0.0.0/8", **SETTINGS), bind="0.0.0.0", dest="127.0.0.1")
     assert got["accepted"] == SHIM
-    got, _ = both(shim_env(include=f"127.0.0.0/8:1-1023", **SETTINGS), bind="0.0.0.0", dest="127.0.0.1")
+    got, _ = both(shim_env(include="127.0.0.0/8:1-1023", **SETTINGS), bind="0.0.0.0", dest="127.0.0.1")
     assert got["accepted"] == UNTOUCHED
     # Dual stack, reached over IPv4: matched as IPv4.
     got, _ = both(shim_env(include="127.0.0.1", **SETTINGS), bind="::", dest="::ffff:127.0.0.1")
     assert got["accepted"] == SHIM
-
-
-PLAIN_SERVER = r"""
-import socket, sys
-srv = socket.socket(); srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen()
-print("ready", flush=True)
-conn, _ = srv.accept()
-print("accepted", flush=True)
-conn.recv(100)
-"""
 
 
 def test_server_filter_by_port_seen_by_the_kernel():
@@ -215,7 +195,7 @@ def test_server_filter_by_port_seen_by_the_kernel():
     port = s.getsockname()[1]
     s.close()
     for include, applies in ((f":{port}", True), (f":{port + 1}", False), ("", True)):
-        p = subprocess.Popen([sys.executable, "-c", PLAIN_SERVER, str(port)], stdout=subprocess.PIPE,
+        p = subprocess.Popen([sys.executable, program("plain_server"), str(port)], stdout=subprocess.PIPE,
                              text=True, env=shim_env(include=include, **SETTINGS))
         try:
             assert p.stdout.readline() == "ready\n"
@@ -229,23 +209,6 @@ def test_server_filter_by_port_seen_by_the_kernel():
         assert ("timer:(keepalive" in out) == applies, (include, out)
 
 
-INHERITED_LISTENER = r"""
-import json, os, socket, sys
-fd, relisten = int(sys.argv[1]), sys.argv[2] == "relisten"
-srv = socket.socket(fileno=fd)
-if relisten:
-    srv.listen()
-print(srv.getsockname()[1], flush=True)
-sys.stdin.readline()  # both clients are connected (in the backlog) before the first accept
-def opts(s):
-    return [s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), s.getsockopt(6, socket.TCP_KEEPIDLE),
-            s.getsockopt(6, socket.TCP_KEEPINTVL), s.getsockopt(6, socket.TCP_KEEPCNT), s.getsockopt(6, 18)]
-first, _ = srv.accept()
-second, _ = srv.accept()
-print(json.dumps({"first": opts(first), "second": opts(second), "listener": opts(srv)}), flush=True)
-"""
-
-
 @pytest.mark.parametrize("relisten", ["accept-only", "relisten"])
 def test_inherited_listening_socket(relisten):
     """Socket activation / exec-based restarts: the listening socket was
@@ -255,7 +218,7 @@ def test_inherited_listening_socket(relisten):
     parent.bind(("127.0.0.1", 0))
     parent.listen()
     parent.set_inheritable(True)
-    p = subprocess.Popen([sys.executable, "-c", INHERITED_LISTENER, str(parent.fileno()), relisten],
+    p = subprocess.Popen([sys.executable, program("inherited_listener"), str(parent.fileno()), relisten],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=[parent.fileno()],
                          env=shim_env(log="info", **SETTINGS))
     parent.close()
@@ -311,7 +274,7 @@ def test_psql_respect_mode_gets_the_shims_timers():
         results[mode] = socks[0][2]
     srv.close()
     assert results["without"] == dict(KERNEL_DEFAULT, SO_KEEPALIVE=1)
-    assert results["with"] == dict(zip(KERNEL_DEFAULT, SHIM))
+    assert results["with"] == dict(zip(KERNEL_DEFAULT, SHIM, strict=True))
 
 
 # --- configuration sources -----------------------------------------------------
@@ -328,7 +291,7 @@ def test_config_file_and_precedence(listener, tmp_path):
     env = shim_env(config=conf, idle=7)
     assert json.loads(probe(args, env).stdout)["TCP_KEEPIDLE"] == 7
     r = run([str(CLI), "check"], dict(clean_env(), KEEPALIVE_SHIM_CONFIG=str(conf), KEEPALIVE_SHIM_IDLE="7"))
-    assert f"(KEEPALIVE_SHIM_IDLE)" in r.stdout and f"({conf} line 3)" in r.stdout, r.stdout
+    assert "(KEEPALIVE_SHIM_IDLE)" in r.stdout and f"({conf} line 3)" in r.stdout, r.stdout
 
 
 def test_bad_config_files_warn_and_never_crash(listener, tmp_path):

@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import LIB, ROOT, clean_env, require, run
 
 CACHE = pathlib.Path(os.environ.get("KEEPALIVE_SHIM_CACHE",

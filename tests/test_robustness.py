@@ -1,4 +1,4 @@
-"""Robustness under load (issue 5): threads, fork, signals, random
+"""Robustness under load: threads, fork, signals, random
 environments and memcheck, with the library preloaded into real programs.
 
 Sized to run in well under two minutes on 2 cores. The C programs are in
@@ -17,10 +17,9 @@ import sys
 
 import pytest
 
-from conftest import LIB, ROOT, clean_env, require, run, shim_env
+from conftest import LIB, ROOT, SETTINGS, clean_env, program, require, run, shim_env
 
-SETTINGS = dict(idle=7, interval=3, count=4, user_timeout="auto")  # = (7 + 3 x 4) s
-EXPECTED_ARGS = ["7", "3", "4", "19000"]
+EXPECTED_ARGS = ["7", "3", "4", "19000"]  # SETTINGS, with user timeout auto = (7 + 3 x 4) s
 OPTIONS = "SO_KEEPALIVE=1 TCP_KEEPIDLE=7 TCP_KEEPINTVL=3 TCP_KEEPCNT=4 TCP_USER_TIMEOUT=19000"
 # One info line per connected socket, exactly.
 LINE = re.compile(r"keepalive-shim\[(\d+)\]: fd=\d+ peer=127\.0\.0\.1:(\d+) " + re.escape(OPTIONS))
@@ -328,21 +327,6 @@ def test_valgrind_memcheck_reports_nothing_from_the_library(cc, tmp_path, varian
 
 # --- descriptor reuse ----------------------------------------------------------------
 
-STALE_SLOT = r"""
-import ctypes, json, socket, sys
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_socket = 41
-srv = socket.socket(fileno=libc.syscall(SYS_socket, socket.AF_INET, socket.SOCK_STREAM, 0))
-srv.bind(("127.0.0.1", 0)); srv.listen()
-hooked = socket.socket()          # through the socket() hook: fd n
-n = hooked.fileno(); hooked.close()
-raw = socket.socket(fileno=libc.syscall(SYS_socket, socket.AF_INET, socket.SOCK_STREAM, 0))
-assert raw.fileno() == n          # a socket the hook never saw, on the same number
-raw.connect(srv.getsockname())    # the connect()-time fallback must configure it
-print(json.dumps(raw.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
-"""
-
-
 def test_socket_not_seen_by_the_hook_on_a_reused_fd_is_configured_at_connect(tmp_path):
     """A hooked TCP socket is closed; a socket made with the raw syscall gets
     the same descriptor number and is connected through libc. It must get
@@ -350,7 +334,7 @@ def test_socket_not_seen_by_the_hook_on_a_reused_fd_is_configured_at_connect(tmp
     does not show: the closed socket's per-descriptor state must not carry
     over (a bug found with these tests; close() is hooked for it)."""
     log = tmp_path / "stale.log"
-    r = run([sys.executable, "-c", STALE_SLOT], shim_env(log="info", log_file=log, **SETTINGS))
+    r = run([sys.executable, program("stale_slot")], shim_env(log="info", log_file=log, **SETTINGS))
     assert r.returncode == 0, r.stderr
     keepalive = int(r.stdout)
     logged = [ln for ln in (log.read_text() if log.exists() else "").splitlines() if " peer=" in ln]

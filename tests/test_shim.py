@@ -9,97 +9,25 @@ import socket
 import subprocess
 import sys
 import threading
-import http.server
 
 import pytest
 
-from conftest import ROOT, clean_env, require, require_root, run, shim_env
-
-PROBE = str(ROOT / "tests" / "programs" / "probe.py")
-# Values chosen to differ from every kernel default.
-# TCP_USER_TIMEOUT is opt-in (off by default); `auto` is asked for here so
-# that all five options are exercised.
-SETTINGS = dict(idle=7, interval=3, count=4, user_timeout="auto")
-EXPECTED = {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 7, "TCP_KEEPINTVL": 3, "TCP_KEEPCNT": 4,
-            "TCP_USER_TIMEOUT": (7 + 3 * 4) * 1000}
-KERNEL_DEFAULT = {"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200, "TCP_KEEPINTVL": 75,
-                  "TCP_KEEPCNT": 9, "TCP_USER_TIMEOUT": 0}
-LOG_LINE = re.compile(r"^keepalive-shim\[(\d+)\]: (.*)$")
-
-
-@pytest.fixture
-def listener():
-    """A loopback TCP listener that accepts and closes every connection, so
-    its backlog never fills however many connections a test makes."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(512)
-
-    def accept_forever():
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return  # closed by the fixture
-            conn.close()
-
-    threading.Thread(target=accept_forever, daemon=True).start()
-    yield s.getsockname()[1]
-    s.shutdown(socket.SHUT_RDWR)
-    s.close()
-
-
-@pytest.fixture
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))  # bound, never listening: connect is refused
-    yield s.getsockname()[1]
-    s.close()
-
-
-class KeepAliveHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    release = None  # threading.Event the /hold endpoint waits for
-    arrived = None
-
-    def do_GET(self):
-        if self.path == "/hold":
-            KeepAliveHandler.arrived.set()
-            KeepAliveHandler.release.wait(20)
-        body = b"hello\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_server():
-    KeepAliveHandler.release = threading.Event()
-    KeepAliveHandler.arrived = threading.Event()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    KeepAliveHandler.release.set()
-    srv.shutdown()
-    srv.server_close()
-
-
-def probe(args, env, check=True):
-    r = run([sys.executable, PROBE, *args], env)
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
-
-
-def log_lines(stderr):
-    return [m.group(2) for m in map(LOG_LINE.match, stderr.splitlines()) if m]
-
+from conftest import (
+    EXPECTED,
+    KERNEL_DEFAULT,
+    LOG_LINE,
+    ROOT,
+    SETTINGS,
+    KeepAliveHandler,
+    clean_env,
+    log_lines,
+    probe,
+    program,
+    require,
+    require_root,
+    run,
+    shim_env,
+)
 
 # --- which sockets get the options -------------------------------------------
 
@@ -147,28 +75,10 @@ def test_ipv6_loopback():
 
 def test_requests_session_pooled_connection(http_server):
     port = http_server.server_address[1]
-    code = f"""
-import json, socket, requests
-s = requests.Session()
-url = "http://127.0.0.1:{port}/"
-r1 = s.get(url, stream=True)
-first_port = r1.raw._connection.sock.getsockname()
-assert r1.text == "hello\\n"
-r2 = s.get(url, stream=True)
-sk = r2.raw._connection.sock
-assert sk.getsockname() == first_port  # the same pooled connection
-print(json.dumps({{
-    "SO_KEEPALIVE": sk.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-    "TCP_KEEPIDLE": sk.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
-    "TCP_KEEPINTVL": sk.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
-    "TCP_KEEPCNT": sk.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
-    "TCP_USER_TIMEOUT": sk.getsockopt(socket.IPPROTO_TCP, 18),
-}}))
-"""
-    r = run([sys.executable, "-c", code], clean_env())
+    r = run([sys.executable, program("requests_pooled"), str(port)], clean_env())
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == KERNEL_DEFAULT
-    r = run([sys.executable, "-c", code], shim_env(**SETTINGS))
+    r = run([sys.executable, program("requests_pooled"), str(port)], shim_env(**SETTINGS))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == EXPECTED
 
@@ -227,31 +137,15 @@ def test_options_are_in_place_before_the_syn(tmp_path):
         netns("ip", "link", "set", "lo", "up", check=True)
         netns("nft", "add table inet t; add chain inet t out { type filter hook output priority 0; };"
               " add rule inet t out tcp dport 9 tcp flags syn drop", check=True)
-        code = """
-import ctypes, errno, socket, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-if sys.argv[1] == "hook":
-    s = socket.socket()
-else:  # a socket the socket() hook never saw
-    s = socket.socket(fileno=libc.syscall(41, socket.AF_INET, socket.SOCK_STREAM, 0))
-start = time.monotonic()
-s.settimeout(float(sys.argv[2]))
-try:
-    s.connect(("127.0.0.1", 9))
-    print("connected")
-except OSError as e:  # Python's own timeout has no errno; the kernel's is ETIMEDOUT
-    verdict = errno.errorcode[e.errno] if e.errno else "still-hanging"
-    print("%s %.1f" % (verdict, time.monotonic() - start))
-"""
         for path in ("hook", "fallback"):
             # Python's own timeout only bounds the test; the socket is blocking
             # from the kernel's point of view while connect() waits.
-            with_shim = netns(sys.executable, "-c", code, path, "8", env=shim_env(user_timeout="1500ms"),
+            with_shim = netns(sys.executable, program("connect_blackhole"), path, "8", env=shim_env(user_timeout="1500ms"),
                               capture_output=True, text=True, timeout=30)
             verdict, secs = with_shim.stdout.split()
             assert verdict == "ETIMEDOUT", (path, with_shim.stdout, with_shim.stderr)
             assert 1.0 <= float(secs) <= 4.0, (path, secs)
-        without = netns(sys.executable, "-c", code, "hook", "5", env=clean_env(),
+        without = netns(sys.executable, program("connect_blackhole"), "hook", "5", env=clean_env(),
                         capture_output=True, text=True, timeout=30)
         assert without.stdout.split()[0] == "still-hanging", without.stdout
     finally:
@@ -383,21 +277,6 @@ def test_user_timeout_settings(listener):
         assert json.loads(r.stdout)["TCP_USER_TIMEOUT"] == expected, value
 
 
-CLOSED_STDERR_PROGRAM = r"""
-import os, socket, sys
-server_port = int(sys.argv[1])
-os.close(2)                       # a daemon closes stderr ...
-victim = socket.create_connection(("127.0.0.1", server_port))
-assert victim.fileno() == 2       # ... and its next socket gets fd 2
-victim.sendall(b"REQUEST\n")
-# Another connection: its log line must not go into fd 2 (the victim's stream).
-other = socket.create_connection(("127.0.0.1", server_port))
-other.close()
-victim.shutdown(socket.SHUT_WR)
-print("done")
-"""
-
-
 def test_closed_and_reused_stderr_gets_no_log_bytes():
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -417,7 +296,7 @@ def test_closed_and_reused_stderr_gets_no_log_bytes():
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    r = run([sys.executable, "-c", CLOSED_STDERR_PROGRAM, str(port)], shim_env(log="debug", **SETTINGS))
+    r = run([sys.executable, program("closed_stderr"), str(port)], shim_env(log="debug", **SETTINGS))
     t.join(15)
     srv.close()
     assert r.returncode == 0 and r.stdout == "done\n", r.stdout
@@ -428,43 +307,8 @@ def test_closed_and_reused_stderr_gets_no_log_bytes():
 def test_fork_storm_with_logging(listener, tmp_path):
     """A 4-thread parent forks 300 times while its threads open and connect
     sockets, with logging on: no child may hang and every log line is whole."""
-    code = r"""
-import os, signal, socket, sys, threading, time, warnings
-warnings.simplefilter("ignore", DeprecationWarning)
-port, forks = int(sys.argv[1]), int(sys.argv[2])
-stop = threading.Event()
-def connect_once():
-    # A numeric address: no getaddrinfo, whose glibc locks are not fork-safe
-    # on their own; this test is about the shim's hooks.
-    s = socket.socket(); s.connect(("127.0.0.1", port)); s.close()
-def churn():
-    while not stop.is_set():
-        connect_once()
-threads = [threading.Thread(target=churn) for _ in range(4)]
-for t in threads: t.start()
-hung = 0
-def on_alarm(signum, frame): raise TimeoutError
-signal.signal(signal.SIGALRM, on_alarm)
-for i in range(forks):
-    pid = os.fork()
-    if pid == 0:
-        connect_once()
-        os._exit(0)
-    signal.alarm(10)
-    try:
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    except TimeoutError:
-        hung += 1
-        os.kill(pid, signal.SIGKILL); os.waitpid(pid, 0)
-    finally:
-        signal.alarm(0)
-stop.set()
-for t in threads: t.join()
-print("hung", hung)
-"""
     log = tmp_path / "fork.log"
-    r = run([sys.executable, "-c", code, str(listener), "300"],
+    r = run([sys.executable, program("fork_churn"), str(listener), "300"],
             shim_env(log="info", log_file=log, **SETTINGS), timeout=240)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hung 0\n"

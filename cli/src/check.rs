@@ -20,7 +20,7 @@ use keepalive_shim_config::{
     FileView, Ip, Key, ReadError, Rule, SockAddr, Source, MAX_CONFIG_FILE_BYTES, SETTINGS,
 };
 
-use crate::Text;
+use crate::text::Text;
 
 pub fn check(m: &ArgMatches) -> ExitCode {
     let vars: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
@@ -330,7 +330,7 @@ fn report(c: &Config<'_>, file: &ConfigRow, kernel: &[(&str, Option<u64>); 3]) -
     if let [(_, Some(time)), (_, Some(intvl)), (_, Some(probes))] = kernel {
         out += &format!(
             "  without the shim:    never, or {} s for a program that sets only SO_KEEPALIVE\n",
-            time + intvl * probes
+            time.saturating_add(intvl.saturating_mul(*probes))
         );
     }
     out

@@ -7,21 +7,12 @@ mod check;
 pub mod live;
 mod manpage;
 mod run;
+mod text;
 
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use keepalive_shim_config::{Setting, Sink, Value, SETTINGS};
-
-/// Collects config-crate text into a `String`.
-#[derive(Default)]
-pub struct Text(pub String);
-
-impl Sink for Text {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.push_str(&String::from_utf8_lossy(bytes));
-    }
-}
+use keepalive_shim_config::{Setting, Value, SETTINGS};
 
 /// Markdown-free docs text.
 pub fn plain(s: &str) -> String {

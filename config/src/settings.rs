@@ -133,16 +133,6 @@ impl Level {
             Level::Debug => "debug",
         }
     }
-
-    pub fn from_u8(n: u8) -> Level {
-        match n {
-            0 => Level::Off,
-            1 => Level::Error,
-            2 => Level::Warn,
-            3 => Level::Info,
-            _ => Level::Debug,
-        }
-    }
 }
 
 /// How another tool's variable writes its value.

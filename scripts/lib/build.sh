@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Release builds for an architecture (x86_64 or aarch64); sourced by
 # scripts/build.sh and scripts/package.sh. Each function prints the path
 # of what it built.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Installs missing dependencies; sourced by scripts/test.sh and scripts/demo.sh.
 
 # Debian package -> a command or file it provides, to tell whether it is there.
@@ -40,6 +41,29 @@ install_pip_packages() {
   ((${#missing[@]} == 0)) && return 0
   echo "== pip install ${missing[*]}"
   python3 -m pip install -q --disable-pip-version-check "${missing[@]}" </dev/null
+}
+
+# rustup components of the default toolchain (rustfmt, clippy).
+install_rust_components() {
+  local missing=() c
+  for c in "$@"; do
+    case $c in
+      rustfmt) cargo fmt --version >/dev/null 2>&1 && continue ;;
+      clippy) cargo clippy --version >/dev/null 2>&1 && continue ;;
+    esac
+    missing+=("$c")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  echo "== rustup component add ${missing[*]}"
+  rustup component add "${missing[@]}" </dev/null
+}
+
+# A Rust toolchain by version (for the MSRV check): minimal profile, no
+# components beyond the compiler, cargo and std.
+install_rust_toolchain() {
+  rustup run "$1" cargo --version >/dev/null 2>&1 && return 0
+  echo "== rustup toolchain install $1"
+  rustup toolchain install "$1" --profile minimal --no-self-update </dev/null
 }
 
 # cargo-zigbuild and zig (the `ziglang` PyPI package): link the library

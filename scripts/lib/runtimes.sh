@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # C runtimes from the Debian registry that the portability tests load the
 # library with: an older glibc (bullseye's 2.31, the oldest deb.debian.org
 # still serves) and the aarch64 glibc and musl run under qemu-user. Sourced

@@ -2,7 +2,8 @@
  *
  * Every helper that must stay invisible to a preloaded library (the
  * listener, the raw "floor" calls) uses syscall() directly: the shim hooks
- * only the libc symbols socket, connect and setsockopt.
+ * libc's socket functions (socket, connect, listen, accept, setsockopt, close
+ * and more: the list is src/hooks.rs), never the raw syscall.
  */
 #ifndef KS_BENCH_H
 #define KS_BENCH_H

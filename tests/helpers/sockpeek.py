@@ -8,8 +8,9 @@ import ctypes
 import os
 import socket
 
+from sockopts import options
+
 SYS_PIDFD_GETFD = 438  # x86_64 and aarch64 share the generic number
-TCP_USER_TIMEOUT = 18
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -26,17 +27,6 @@ def _socket_inodes(pid):
         if target.startswith("socket:["):
             out[int(fd)] = target
     return out
-
-
-def options(sock):
-    """The five options keepalive-shim manages, as a dict."""
-    return {
-        "SO_KEEPALIVE": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-        "TCP_KEEPIDLE": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
-        "TCP_KEEPINTVL": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
-        "TCP_KEEPCNT": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
-        "TCP_USER_TIMEOUT": sock.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT),
-    }
 
 
 def tcp_sockets(pid):

@@ -17,12 +17,9 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import netlab  # noqa: E402
-import scenarios as S  # noqa: E402
+import netlab  # from this directory: python puts a script's own directory on sys.path
+import scenarios as S
 
 # The demo asks for the user timeout explicitly (it is opt-in: it can end a
 # live connection whose reader stops reading, see the README).
@@ -60,8 +57,8 @@ def table(results: list[S.Result]) -> str:
     head = ["scenario", "mode", "outcome", "time to outcome", "probes on wire", "firewall drops", "detail"]
     rows = [[r.scenario, r.mode, r.outcome.upper(), time_cell(r), str(r.probes), str(r.drops), detail(r)]
             for r in results]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)

@@ -31,6 +31,7 @@ Standard library only (Python 3.11). Needs root, ip (iproute2), nft
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import ipaddress
 import json
@@ -44,9 +45,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 LAB_DIR = Path(__file__).resolve().parent
 REPO_ROOT = LAB_DIR.parent.parent
@@ -116,7 +118,7 @@ def shim_library() -> Path:
 # Registry of everything alive, for atexit and signal cleanup
 
 _registry_lock = threading.Lock()
-_live_labs: set["Lab"] = set()
+_live_labs: set[Lab] = set()
 _handlers_installed = False
 
 
@@ -130,7 +132,7 @@ def _cleanup_all() -> None:
             print("netlab: cleanup of %s failed: %s" % (lab.name, e), file=sys.stderr)
 
 
-def _on_signal(signum, frame):  # noqa: ARG001
+def _on_signal(signum, frame):
     _cleanup_all()
     # Die of the same signal, as if we had not caught it.
     signal.signal(signum, signal.SIG_DFL)
@@ -263,7 +265,7 @@ class Proc:
         self.popen.stdin.flush()
 
     def output(self, stream: str | None = None) -> str:
-        return "\n".join(l.text for l in self.lines if stream is None or l.stream == stream)
+        return "\n".join(ln.text for ln in self.lines if stream is None or ln.stream == stream)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -414,7 +416,7 @@ def summarize(segments: list[Segment], server_port: int, start: float) -> WireSu
 class Capture:
     """tcpdump on the client's veth, writing a pcap file."""
 
-    def __init__(self, lab: "Lab", port: int):
+    def __init__(self, lab: Lab, port: int):
         self.lab = lab
         self.port = port
         self.path = Path(lab.tmpdir) / "client.pcap"
@@ -423,14 +425,14 @@ class Capture:
             lab.ns_client,
             ["tcpdump", "-i", "c0", "-n", "-U", "-Z", "root", "-w", str(self.path), "tcp", "port", str(port)],
         )
-        self.proc.must(lambda l: "listening on" in l.text, 10, "tcpdump 'listening on' line")
+        self.proc.must(lambda ln: "listening on" in ln.text, 10, "tcpdump 'listening on' line")
         self.started = time.time()
         self.summary: WireSummary | None = None
 
     def stop(self) -> WireSummary:
         if self.summary is None:
             self.proc.signal(signal.SIGINT)
-            done = self.proc.expect(lambda l: "packets captured" in l.text, 5)
+            done = self.proc.expect(lambda ln: "packets captured" in ln.text, 5)
             if done is None:
                 print("netlab: tcpdump did not report its end", file=sys.stderr)
             self.proc.kill()
@@ -547,7 +549,7 @@ class Lab:
         return "http://%s:%d" % (host if family == 4 else "[%s]" % host, self.port)
 
     # life cycle ------------------------------------------------------------
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         try:
             self.build()
         except BaseException:
@@ -692,7 +694,7 @@ table inet labfw {%s
 
     def start_server(self) -> Proc:
         p = self.spawn("server", self.ns_server, [sys.executable, str(SERVER_SCRIPT), str(self.port)])
-        p.must(lambda l: l.event("ready"), 15, "server readiness line")
+        p.must(lambda ln: ln.event("ready"), 15, "server readiness line")
         self.server = p
         return p
 
@@ -755,11 +757,27 @@ table inet labfw {%s
         if shutil.which("conntrack") is None:
             return 0
         out = run(["ip", "netns", "exec", self.ns_fw, "conntrack", "-L", "-p", "tcp"], check=False)
-        return sum(1 for l in out.splitlines() if l.startswith("tcp"))
+        return sum(1 for ln in out.splitlines() if ln.startswith("tcp"))
+
+
+@contextlib.contextmanager
+def started_together(calls: dict[str, Callable[[], object]], thread_name_prefix: str):
+    """Starts every call at once, each on its own thread (each run builds its
+    own lab, so they do not interfere); yields name -> Future. On exit,
+    cancels what has not started and waits for the rest, so that no lab
+    outlives the caller."""
+    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix=thread_name_prefix)
+    futures: dict[str, Future] = {name: pool.submit(fn) for name, fn in calls.items()}
+    try:
+        yield futures
+    finally:
+        for f in futures.values():
+            f.cancel()
+        pool.shutdown(wait=True)
 
 
 __all__ = [
     "Capture", "Lab", "LabError", "Line", "Proc", "WireSummary",
     "cannot_build_reason", "missing_tools", "reap_stale_namespaces", "read_pcap",
-    "shim_library", "shim_wrapper", "summarize",
+    "shim_library", "shim_wrapper", "started_together", "summarize",
 ]

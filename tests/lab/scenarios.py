@@ -181,8 +181,8 @@ def _outcome_of(n: int):
 def _sending(client: str, n: int):
     if client.startswith("curl"):
         if n == 1:
-            return lambda l: l.stream == "stderr" and "Connected to" in l.text
-        return lambda l: l.stream == "stderr" and "Re-using existing connection" in l.text
+            return lambda ln: ln.stream == "stderr" and "Connected to" in ln.text
+        return lambda ln: ln.stream == "stderr" and "Re-using existing connection" in ln.text
     return _is("sending", n)
 
 
@@ -200,15 +200,15 @@ class _Run:
         if client_proc is not None:
             client_proc.kill()
             res.client_output = client_proc.output()[-4000:]
-            res.shim_lines = [l.text for l in client_proc.lines if l.text.startswith("keepalive-shim[")]
-            for l in client_proc.lines:
-                e = _event(l)
+            res.shim_lines = [ln.text for ln in client_proc.lines if ln.text.startswith("keepalive-shim[")]
+            for ln in client_proc.lines:
+                e = _event(ln)
                 if e and e["event"] == "response" and e.get("local_port"):
                     res.client_ports.append(e["local_port"])
         if server is not None:
-            for l in server.lines:
-                if l.event("request"):
-                    res.server_peer_ports.append(int(l.json["peer"].rsplit(":", 1)[1]))
+            for ln in server.lines:
+                if ln.event("request"):
+                    res.server_peer_ports.append(int(ln.json["peer"].rsplit(":", 1)[1]))
         if cap is not None:
             w = cap.stop()
             res.probes, res.probe_times, res.probe_answers = w.probes, w.probe_times, w.probe_answers
@@ -281,12 +281,12 @@ def peer_vanishes_waiting(client: str = "requests", shim: bool = True, family: i
         proc = lab.run_client(client, client_argv(client, lab.url(family), idle="0", paths=["/slow?seconds=300"]),
                               shim=_shim(shim_extra) if shim else None)
         try:
-            server.must(lambda l: l.event("slow"), STARTUP, "slow request at the server")
+            server.must(lambda ln: ln.event("slow"), STARTUP, "slow request at the server")
             t_vanish = lab.vanish_server()
             _wait_outcome(res, proc, 1, t_vanish, KEEPALIVE_BOUND + MARGIN + HANG_AFTER)
         finally:
             run.finish(lab, cap, proc, None)
-            res.server_peer_ports = [int(l.json["peer"].rsplit(":", 1)[1]) for l in server.lines if l.event("request")]
+            res.server_peer_ports = [int(ln.json["peer"].rsplit(":", 1)[1]) for ln in server.lines if ln.event("request")]
     return res
 
 
@@ -312,7 +312,7 @@ def peer_vanishes_unacked(user_timeout: str = "auto", family: int = 4) -> Result
             _wait_outcome(res, proc, 2, sent.t, USER_TIMEOUT_MS / 1000 + MARGIN + HANG_AFTER)
         finally:
             run.finish(lab, cap, proc, None)
-            res.server_peer_ports = [int(l.json["peer"].rsplit(":", 1)[1]) for l in server.lines if l.event("request")]
+            res.server_peer_ports = [int(ln.json["peer"].rsplit(":", 1)[1]) for ln in server.lines if ln.event("request")]
     return res
 
 
@@ -343,9 +343,9 @@ def firewall_forgets_apply(apply: bool = True, flags: list[str] | None = None) -
                 out = subprocess.run([cli, "apply", str(proc.pid)] + flags,
                                      capture_output=True, text=True, timeout=20)
                 after = subprocess.run([cli, "status", str(proc.pid)], capture_output=True, text=True, timeout=20)
-                res.shim_lines = (["status before: " + l for l in before.stdout.splitlines()]
+                res.shim_lines = (["status before: " + ln for ln in before.stdout.splitlines()]
                                   + out.stdout.splitlines()
-                                  + ["status after: " + l for l in after.stdout.splitlines()])
+                                  + ["status after: " + ln for ln in after.stdout.splitlines()])
                 if out.returncode != 0:
                     raise LabError("apply failed (%d): %s %s" % (out.returncode, out.stdout, out.stderr))
             # The idle period itself: longer than the firewall's timeout.

@@ -35,6 +35,8 @@ import sys
 TCP_USER_TIMEOUT = 18
 
 
+# Its own copy of the option reader (not sockopts.py): test_host_safety runs
+# a copy of this file alone, from a directory of its own.
 def options(s):
     return {
         "SO_KEEPALIVE": s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),

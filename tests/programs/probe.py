@@ -10,17 +10,7 @@ import json
 import socket
 import sys
 
-TCP_USER_TIMEOUT = 18
-
-
-def tcp_options(s):
-    return {
-        "SO_KEEPALIVE": s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-        "TCP_KEEPIDLE": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
-        "TCP_KEEPINTVL": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
-        "TCP_KEEPCNT": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
-        "TCP_USER_TIMEOUT": s.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT),
-    }
+from sockopts import options
 
 
 def kinds(host, port):
@@ -38,7 +28,7 @@ def kinds(host, port):
         if addr:
             s.setblocking(True)
             s.connect(addr)
-        out[name] = tcp_options(s)
+        out[name] = options(s)
         s.close()
     other = {
         "udp4": (socket.AF_INET, socket.SOCK_DGRAM, 0),
@@ -65,7 +55,7 @@ def kinds(host, port):
 
 def connect(host, port):
     s = socket.create_connection((host, port))
-    return tcp_options(s)
+    return options(s)
 
 
 def errnos(closed_port, open_port):

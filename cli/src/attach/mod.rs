@@ -23,7 +23,7 @@ use keepalive_shim_config::{resolve_env, setting, Config, Key, Level, UserTimeou
 use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::live::{self, ApplyPlan};
-use crate::Text;
+use crate::text::Text;
 use cgroup::Target;
 
 /// The settings `attach` takes as flags: `apply`'s and --log.

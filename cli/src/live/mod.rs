@@ -31,7 +31,7 @@ use keepalive_shim_config::{resolve_env, setting, Config, Filters, Key, Mode, Us
 
 pub use apply::{apply_to_process, apply_to_processes};
 // The CLI's sink for config-crate text; the one place live/ names it.
-use crate::Text;
+use crate::text::Text;
 
 /// The settings `apply` (and `attach`) take as flags, in `--help` order.
 pub const PLAN_KEYS: [Key; 7] = [
