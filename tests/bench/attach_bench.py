@@ -143,7 +143,7 @@ def main():
 
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print("<!-- bench-attach: written by scripts/bench-attach.sh -->")
-    print("## `attach`: cost per connection (issue 11)\n")
+    print("## `attach`: cost per connection\n")
     print("- **Date:** %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print("- **Machine:** %d CPUs; Linux %s; load average %s at the end (a machine shared with other "
           "builds)" % (os.cpu_count(), platform.release(), load))
@@ -179,7 +179,7 @@ def main():
         return statistics.median(estimates[c])
 
     a = est(("attach", "none"))
-    print("Goal (issue 11): cost per connection with `attach` ≤ 1.01 x without: **%s**, %.4f x; the same "
+    print("Goal: cost per connection with `attach` ≤ 1.01 x without: **%s**, %.4f x; the same "
           "options set by the program itself, without BPF, cost %.4f x, and attach against that floor is "
           "%.4f x (control, no attach against no attach: %.4f). The options are kernel work that any way of "
           "setting them pays (each `setsockopt` on a connected socket re-arms the keepalive timer); what BPF "

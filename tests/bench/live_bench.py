@@ -101,7 +101,7 @@ def main():
         hold.wait(timeout=30)
 
     print("<!-- bench-live: written by scripts/bench-live.sh -->")
-    print("## Running processes: `status` and `apply` (issue 11)\n")
+    print("## Running processes: `status` and `apply`\n")
     print("- **Date:** %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print("- **Machine:** %d CPUs; Linux %s; load average %s at the end" % (
         os.cpu_count(), platform.release(), " ".join("%.2f" % x for x in os.getloadavg())))
@@ -122,7 +122,7 @@ def main():
     print("| `apply PID --mode force --dry-run` | %.0f ms | %.1f µs |" % (
         1000 * statistics.median(dry_t), 1e6 * statistics.median(dry_t) / n))
     print()
-    print("Goal (issue 11): `status --all` no slower than `ss -tnpo` (ratio ≤ 1.00) while reporting more per "
+    print("Goal: `status --all` no slower than `ss -tnpo` (ratio ≤ 1.00) while reporting more per "
           "socket (the five option values, the library, a verdict). Per socket, `status` makes one "
           "`readlinkat`, `pidfd_getfd`, `fstat` (the descriptor is still that socket), five `getsockopt` and "
           "a `close` (`ss -tnpo`: one `readlink` and one `getxattr`), spread over one thread per CPU (at most "
