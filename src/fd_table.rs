@@ -185,6 +185,16 @@ pub fn decide(fd: i32, applied: OptSet) {
     }
 }
 
+/// Undoes [`decide`]: a filtered decision whose connect failed at once.
+pub fn undecide(fd: i32) {
+    if let Some(s) = slot(fd) {
+        s.fetch_and(
+            !(DECIDED | LOG_PENDING | bits(OptSet(u8::MAX), APPLIED_SHIFT)),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Marks a listener that got the options only after it was listening:
 /// connections already in its backlog did not inherit them.
 pub fn mark_late(fd: i32) {

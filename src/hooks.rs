@@ -114,7 +114,8 @@ pub unsafe extern "C" fn sendmmsg(
     count: c_uint,
     flags: c_int,
 ) -> c_int {
-    if flags & libc::MSG_FASTOPEN == 0 {
+    // No message, no data, no connection.
+    if flags & libc::MSG_FASTOPEN == 0 || count == 0 {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::sendmmsg(fd, msgs, count, flags) };
     }
@@ -181,10 +182,11 @@ pub unsafe extern "C" fn setsockopt(
     value: *const c_void,
     len: socklen_t,
 ) -> c_int {
+    let derived = shim::user_timeout_is_derived(fd, level, name);
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { real::setsockopt(fd, level, name, value, len) };
     if rc == 0 {
-        shim::program_set_option(fd, level, name);
+        shim::program_set_option(fd, level, name, derived);
     }
     rc
 }
@@ -205,7 +207,7 @@ pub unsafe extern "C" fn getsockopt(
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { real::getsockopt(fd, level, name, value, len) };
     if rc == 0 {
-        shim::program_got_option(fd, level, name, value.cast_const().cast());
+        shim::program_got_option(fd, level, name, value.cast_const().cast(), len.cast_const());
     }
     rc
 }

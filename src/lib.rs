@@ -48,6 +48,9 @@ mod sys;
 /// `program_invocation_name` globals instead, which both libcs set before
 /// any constructor runs.
 extern "C" fn on_load() {
+    // The program's `main` must find errno as the loader left it (a missing
+    // config file is ENOENT in here).
+    let _errno = sys::ErrnoGuard::save();
     hooks::resolve_real_functions();
     deepbind::resolve_dlopen();
     let env = sys::Environment::initial();
@@ -63,6 +66,7 @@ static LOAD: extern "C" fn() = on_load;
 /// At exit: a `RTLD_DEEPBIND` load whose libraries no hooked call came
 /// after is still reported.
 extern "C" fn on_exit() {
+    let _errno = sys::ErrnoGuard::save();
     deepbind::check_pending();
 }
 

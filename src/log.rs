@@ -93,7 +93,7 @@ fn to_log_file(path: &CStr, bytes: &[u8]) {
     match sys::open_append(path) {
         Some(fd) => {
             // Opened O_NONBLOCK: a FIFO without room fails instead of blocking.
-            sys::write_quietly(fd, bytes, false);
+            sys::write_quietly(fd, bytes);
             sys::close_own(fd);
         }
         None => {
@@ -129,10 +129,39 @@ fn to_stderr(bytes: &[u8]) {
     }
     match kind {
         libc::S_IFSOCK => sys::send_quietly(2, bytes),
-        libc::S_IFIFO => sys::write_quietly(2, bytes, true),
-        _ => sys::write_quietly(2, bytes, false),
+        libc::S_IFREG => sys::write_quietly(2, bytes),
+        // A pipe, FIFO or terminal can block a write (full, or output
+        // stopped): written through a non-blocking open file description
+        // of its own, or not at all.
+        libc::S_IFIFO | libc::S_IFCHR => {
+            // /dev/null needs no line; reopening a pty master (/dev/ptmx)
+            // would make a new terminal.
+            if matches!(sys::char_device(2), Some(DEV_NULL | DEV_PTMX)) {
+                return;
+            }
+            match sys::reopen_nonblocking(2, dev, ino) {
+                Ok(fd) => {
+                    sys::write_quietly(fd, bytes);
+                    sys::close_own(fd);
+                }
+                // Another user's pipe (the program changed its uid): write
+                // to fd 2 itself if the line fits now.
+                Err(libc::EACCES | libc::EPERM)
+                    if kind == libc::S_IFIFO && sys::pipe_has_room(2, bytes.len()) =>
+                {
+                    sys::write_quietly(2, bytes)
+                }
+                Err(_) => {}
+            }
+        }
+        // Directories, block devices: nothing a log line belongs in.
+        _ => {}
     }
 }
+
+/// `makedev(1, 3)` and `makedev(5, 2)`: /dev/null and /dev/ptmx.
+const DEV_NULL: u64 = (1 << 8) | 3;
+const DEV_PTMX: u64 = (5 << 8) | 2;
 
 /// Configuration warnings, formatted at load (the environment they quote
 /// may be overwritten later, e.g. by setproctitle) and printed when the

@@ -42,7 +42,7 @@ use crate::fd_table::{self, FdState};
 use crate::log::{self, put_int, Line};
 use crate::options::{Opt, OptSet};
 use crate::plan::{self, Plan};
-use crate::sys::{self, ErrnoGuard, ProgramAddress};
+use crate::sys::{self, Dest, ErrnoGuard, ProgramAddress};
 
 fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
     matches!(domain, libc::AF_INET | libc::AF_INET6)
@@ -120,67 +120,117 @@ fn tcp_state(fd: c_int, state: FdState) -> Option<FdState> {
 pub struct Connecting {
     tcp: bool,
     dest: Option<SockAddr>,
+    /// Decided in this call, with filters: what to put back if the call
+    /// fails at once, so that the socket's next attempt is decided afresh
+    /// (options the shim set, and their values before).
+    undo: Option<(OptSet, [c_int; Opt::ALL.len()])>,
 }
 
 /// Before the call that connects (`connect()`, or a `sendto()`/`sendmsg()`
 /// with `MSG_FASTOPEN`), so that the options are in place before the SYN.
+/// With filters, the destination decides; a call that connects nothing
+/// (`AF_UNSPEC`, a disconnect) decides nothing.
 pub fn before_connect(fd: c_int, address: ProgramAddress) -> Connecting {
     let none = Connecting {
         tcp: false,
         dest: None,
+        undo: None,
     };
     let Some(plan) = plan::get() else { return none };
     deepbind::check_pending();
     let Some(state) = fd_table::current(fd).and_then(|s| tcp_state(fd, s)) else {
         return none;
     };
-    let mut dest = None;
-    if !state.is_decided() {
-        let _errno = ErrnoGuard::save();
-        if plan.has_filters() {
-            dest = address.read();
-        }
-        let program = state.program_set();
-        let applied = if plan.applies_to(dest) {
-            apply(plan, fd, plan.skip(program), program)
-        } else {
-            OptSet::EMPTY
-        };
-        fd_table::decide(fd, applied);
+    let mut c = Connecting {
+        tcp: true,
+        dest: None,
+        undo: None,
+    };
+    if state.is_decided() {
+        return c;
     }
-    Connecting { tcp: true, dest }
+    let _errno = ErrnoGuard::save();
+    let program = state.program_set();
+    if !plan.has_filters() {
+        // Undecided without filters: a socket no hook saw being made.
+        let applied = apply(plan, fd, plan.skip(program), program);
+        fd_table::decide(fd, applied);
+        return c;
+    }
+    let dest = match address.read() {
+        Dest::Ip(a) => Some(a),
+        Dest::NotIp => return c,
+        // Unreadable: which destination is unknown, so the filters cannot
+        // let it have the options.
+        Dest::Unknown => None,
+    };
+    c.dest = dest;
+    let mut before = [0; Opt::ALL.len()];
+    let applied = if plan.applies_to(dest) {
+        for (slot, opt) in before.iter_mut().zip(Opt::ALL) {
+            let (level, name) = opt.sockopt();
+            *slot = sys::get_int_option(fd, level, name).unwrap_or(0);
+        }
+        apply(plan, fd, plan.skip(program), program)
+    } else {
+        OptSet::EMPTY
+    };
+    fd_table::decide(fd, applied);
+    c.undo = Some((applied, before));
+    c
 }
 
 /// After the call that connects; `ok` is its success. The socket's line is
-/// written once its connection is established, never for an attempt that
-/// failed. A non-blocking connect still on its way (EINPROGRESS) gets its
-/// line when the program learns the outcome (`getsockopt(SO_ERROR)`, see
-/// [`program_got_option`], or a later `connect()` that reports EISCONN), or
-/// at `close()` if it was connected by then.
+/// written once its connection is established (`getpeername()` answers),
+/// never for an attempt that failed: a non-blocking connect or a TCP Fast
+/// Open send still on its way gets its line when the program learns the
+/// outcome (`getsockopt(SO_ERROR)`, see [`program_got_option`], or a later
+/// `connect()` that reports EISCONN), or at `close()` if it was connected
+/// by then. A filtered decision made by an attempt that failed at once is
+/// undone, so that the socket's next attempt is decided on its own
+/// destination.
 pub fn after_connect(fd: c_int, c: Connecting, ok: bool, address: ProgramAddress) {
-    if !c.tcp || !log::enabled(Level::Info) {
+    if !c.tcp {
         return;
     }
     let Some(plan) = plan::get() else { return };
     let errno = sys::errno();
-    let _errno = ErrnoGuard::save();
-    if ok || errno == libc::EISCONN {
-        log_connected(plan, fd, c.dest.or_else(|| address.read()));
-    } else if !matches!(errno, libc::EINPROGRESS | libc::EALREADY | libc::EINTR) {
+    let on_its_way = ok
+        || matches!(
+            errno,
+            libc::EISCONN | libc::EINPROGRESS | libc::EALREADY | libc::EINTR
+        );
+    if !on_its_way {
+        let _errno = ErrnoGuard::save();
+        if let Some((applied, before)) = c.undo {
+            for (opt, value) in Opt::ALL.into_iter().zip(before) {
+                if applied.contains(opt) {
+                    let (level, name) = opt.sockopt();
+                    let _ = sys::set_int_option(fd, level, name, value);
+                }
+            }
+            fd_table::undecide(fd);
+        }
         connect_failed(fd, errno);
+        return;
+    }
+    if log::enabled(Level::Info) && (ok || errno == libc::EISCONN) {
+        let _errno = ErrnoGuard::save();
+        let dest = c.dest.or_else(|| address.read().ip());
+        log_connected(plan, fd, dest);
     }
 }
 
-/// The socket's line, if still due, now that it is connected.
+/// The socket's line, if still due, once it is connected: `getpeername()`
+/// answers only for an established connection (not during a TCP Fast Open
+/// handshake, nor after `AF_UNSPEC`).
 fn log_connected(plan: &Plan, fd: c_int, dest: Option<SockAddr>) {
+    let Some(peer) = peer_address(fd) else {
+        return;
+    };
     if fd_table::take_log_pending(fd) {
         if let Some(state) = fd_table::get(fd) {
-            log_state(
-                plan,
-                fd,
-                Role::Peer(dest.or_else(|| peer_address(fd))),
-                state,
-            );
+            log_state(plan, fd, Role::Peer(dest.or(Some(peer))), state);
         }
     }
 }
@@ -198,7 +248,13 @@ fn connect_failed(fd: c_int, errno: c_int) {
 /// program learns whether its non-blocking connect worked. The value is
 /// copied from the program's buffer without trusting the pointer (reading
 /// `SO_ERROR` ourselves would clear it).
-pub fn program_got_option(fd: c_int, level: c_int, name: c_int, value: *const c_int) {
+pub fn program_got_option(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_int,
+    len: *const libc::socklen_t,
+) {
     if level != libc::SOL_SOCKET || name != libc::SO_ERROR || !log::enabled(Level::Info) {
         return;
     }
@@ -210,12 +266,10 @@ pub fn program_got_option(fd: c_int, level: c_int, name: c_int, value: *const c_
     if !(state.tcp() && state.log_pending()) {
         return;
     }
-    match sys::program_int(value) {
-        Some(0) => {
-            if let Some(peer) = peer_address(fd) {
-                log_connected(plan, fd, Some(peer));
-            }
-        }
+    // A shorter buffer holds only part of the value: no conclusion.
+    let whole = sys::program_len(len).is_some_and(|n| n as usize >= core::mem::size_of::<c_int>());
+    match sys::program_int(value).filter(|_| whole) {
+        Some(0) => log_connected(plan, fd, None),
         Some(errno) => connect_failed(fd, errno),
         None => {}
     }
@@ -418,29 +472,31 @@ pub fn inherited(fds: core::ops::Range<c_int>) {
 /// Before `close()`. A socket whose line is still due gets it now: as a
 /// connection if it is connected (a non-blocking connect whose outcome the
 /// shim did not see), else at debug level as one that never connected.
+///
+/// The slot itself is kept: the socket may live on under another number
+/// (`dup()` then `close()` of the original, or a `vfork()` child's close in
+/// the parent's memory), and that number finds its state by inode (see
+/// `tcp_state`); a number reused by another socket is recognised as such.
 pub fn closing(fd: c_int) {
     let Some(plan) = plan::get() else { return };
     deepbind::check_pending();
     if log::enabled(Level::Info) {
-        if let Some(state) = fd_table::current(fd) {
-            if state.tcp() && state.log_pending() {
-                let _errno = ErrnoGuard::save();
-                match peer_address(fd) {
-                    Some(peer) => log_connected(plan, fd, Some(peer)),
-                    None if fd_table::take_log_pending(fd) => {
-                        log_state(plan, fd, Role::Unconnected, state)
-                    }
-                    None => {}
+        if let Some(state) = fd_table::get(fd).filter(|s| s.tcp() && s.log_pending()) {
+            let _errno = ErrnoGuard::save();
+            if fd_table::current(fd) == Some(state) {
+                if peer_address(fd).is_some() {
+                    log_connected(plan, fd, None);
+                } else if fd_table::take_log_pending(fd) {
+                    log_state(plan, fd, Role::Unconnected, state);
                 }
             }
         }
     }
-    fd_table::forget(fd);
 }
 
 /// After a successful `setsockopt()` by the program. The value it set is
 /// read back from the kernel, never through the program's pointer.
-pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
+pub fn program_set_option(fd: c_int, level: c_int, name: c_int, derived: bool) {
     let Some(plan) = plan::get() else { return };
     let Some(opt) = Opt::from_sockopt(level, name) else {
         return;
@@ -458,12 +514,18 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
     let (level, name) = opt.sockopt();
     let theirs = sys::get_int_option(fd, level, name);
     let first = !before.program_set().contains(opt);
-    if plan.mode == Mode::Force && first {
+    if plan.mode == Mode::Force {
         fd_table::record_program_value(fd, opt, theirs);
     }
     // Before the decision, the call that connects takes the program's
     // options into account.
     if !(state.tcp() && state.is_decided()) {
+        if derived {
+            // A connection whose state this process does not have (handed
+            // over across exec, say) but whose user timeout was derived
+            // from its timers: it follows them, as an `auto` one would.
+            refresh_auto_user_timeout(plan, fd);
+        }
         return;
     }
     match plan.mode {
@@ -508,6 +570,35 @@ pub fn program_set_option(fd: c_int, level: c_int, name: c_int) {
                 refresh_auto_user_timeout(plan, fd);
             }
         }
+    }
+}
+
+/// Before the program's `setsockopt()` of idle, interval or count, with
+/// `auto`, on a socket the shim has no settled state for: whether its
+/// `TCP_USER_TIMEOUT` is (idle + interval x count) of its values *before*
+/// the change, i.e. derived from them (by this library in another process,
+/// or by the program itself), and so must follow the change. A few
+/// `getsockopt()`s, only in that case.
+pub fn user_timeout_is_derived(fd: c_int, level: c_int, name: c_int) -> bool {
+    let Some(plan) = plan::get() else {
+        return false;
+    };
+    if !plan.auto_user_timeout
+        || !matches!(
+            Opt::from_sockopt(level, name),
+            Some(Opt::Idle | Opt::Interval | Opt::Count)
+        )
+    {
+        return false;
+    }
+    if fd_table::current(fd).is_some_and(|s| s.tcp() && s.is_decided()) {
+        return false; // the state says whose it is
+    }
+    let _errno = ErrnoGuard::save();
+    let (level, name) = Opt::UserTimeout.sockopt();
+    match sys::get_int_option(fd, level, name) {
+        Some(0) | None => false,
+        current => current == auto_user_timeout(plan, fd, OptSet::EMPTY),
     }
 }
 

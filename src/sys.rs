@@ -518,19 +518,52 @@ pub fn copy_from_program(dst: &mut [u8], src: *const c_void) -> bool {
     usize::try_from(rc).is_ok_and(|n| n == dst.len())
 }
 
-/// The IP address and port of a socket address the program passed (to
-/// `connect()`, `sendto()`, ...), read without trusting the pointer: `None`
-/// if it is not IPv4/IPv6, shorter than its family needs, or unreadable.
-pub fn program_sockaddr(addr: *const sockaddr, len: socklen_t) -> Option<SockAddr> {
+/// A destination the program passed, as far as the library can tell.
+#[derive(Clone, Copy)]
+pub enum Dest {
+    /// An IPv4 or IPv6 address and port.
+    Ip(SockAddr),
+    /// Not one: `AF_UNSPEC` (a disconnect), another family, or too short
+    /// for its family (the kernel refuses those).
+    NotIp,
+    /// The memory could not be read (the call itself will fail with
+    /// EFAULT), or the process may not read itself (a seccomp filter).
+    Unknown,
+}
+
+impl Dest {
+    pub fn ip(self) -> Option<SockAddr> {
+        match self {
+            Dest::Ip(a) => Some(a),
+            Dest::NotIp | Dest::Unknown => None,
+        }
+    }
+}
+
+/// A socket address the program passed (to `connect()`, `sendto()`, ...),
+/// read without trusting the pointer.
+pub fn program_sockaddr(addr: *const sockaddr, len: socklen_t) -> Dest {
     let mut storage = [0u8; core::mem::size_of::<libc::sockaddr_storage>()];
     let n = (len as usize).min(storage.len());
-    let head = storage.get_mut(..n)?;
-    if n < core::mem::size_of::<libc::sa_family_t>() || !copy_from_program(head, addr.cast()) {
-        return None;
+    let Some(head) = storage.get_mut(..n) else {
+        return Dest::Unknown;
+    };
+    if n < core::mem::size_of::<libc::sa_family_t>() {
+        return Dest::NotIp;
+    }
+    if !copy_from_program(head, addr.cast()) {
+        return Dest::Unknown;
     }
     // SAFETY: sockaddr_storage is plain data; every byte is initialised.
     let st: libc::sockaddr_storage = unsafe { core::ptr::read_unaligned(storage.as_ptr().cast()) };
-    parse_sockaddr(&st, n as socklen_t)
+    parse_sockaddr(&st, n as socklen_t).map_or(Dest::NotIp, Dest::Ip)
+}
+
+/// A `socklen_t` the program's pointer points at, read without trusting
+/// the pointer.
+pub fn program_len(len: *const socklen_t) -> Option<socklen_t> {
+    let mut raw = [0u8; core::mem::size_of::<socklen_t>()];
+    copy_from_program(&mut raw, len.cast()).then(|| socklen_t::from_ne_bytes(raw))
 }
 
 /// An `int` the program's pointer points at (an option value), read
@@ -542,15 +575,18 @@ pub fn program_int(value: *const c_int) -> Option<c_int> {
 
 /// The destination in a `msghdr` the program passed to `sendmsg()`, read
 /// without trusting any pointer.
-pub fn program_msghdr_name(msg: *const libc::msghdr) -> Option<SockAddr> {
+pub fn program_msghdr_name(msg: *const libc::msghdr) -> Dest {
     let mut raw = [0u8; core::mem::size_of::<libc::msghdr>()];
     if !copy_from_program(&mut raw, msg.cast()) {
-        return None;
+        return Dest::Unknown;
     }
     // SAFETY: msghdr is plain data (pointers and integers); all bytes set.
     let m: libc::msghdr = unsafe { core::ptr::read_unaligned(raw.as_ptr().cast()) };
     program_sockaddr(m.msg_name.cast_const().cast(), m.msg_namelen)
 }
+
+/// `offsetof(struct sockaddr_in6, sin6_scope_id)`.
+const SOCKADDR_IN6_V1: usize = 24;
 
 /// An IPv4/IPv6 socket address of `len` valid bytes.
 fn parse_sockaddr(st: &libc::sockaddr_storage, len: socklen_t) -> Option<SockAddr> {
@@ -565,8 +601,10 @@ fn parse_sockaddr(st: &libc::sockaddr_storage, len: socklen_t) -> Option<SockAdd
                 port: u16::from_be(sin.sin_port),
             })
         }
-        libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: `st` holds at least a whole sockaddr_in6.
+        // RFC 2133's 24-byte sockaddr_in6 (no sin6_scope_id) is accepted by
+        // the kernel too; the rest of `st` is zeros.
+        libc::AF_INET6 if len >= SOCKADDR_IN6_V1 => {
+            // SAFETY: `st` is a whole sockaddr_storage.
             let sin6 = unsafe { core::ptr::read_unaligned(p.cast::<libc::sockaddr_in6>()) };
             Some(SockAddr {
                 ip: Ip::V6(sin6.sin6_addr.s6_addr),
@@ -650,28 +688,39 @@ fn discard_pending(sig: c_int) {
 
 /// One `write()` of a log line to a descriptor that is not a socket, in a
 /// way the program cannot notice: the signals a write can raise are
-/// blocked around it, and a signal that our write raised (and that was not
-/// already pending for the program) is taken back before the mask is
-/// restored. A pipe or FIFO without room for the whole line is skipped, so
-/// the write never blocks. A short or failed write is dropped (a log line
-/// is not worth retrying inside someone else's program). errno is the
-/// caller's to restore.
-pub fn write_quietly(fd: c_int, bytes: &[u8], is_pipe: bool) {
-    if is_pipe && !pipe_has_room(fd, bytes.len()) {
-        return;
-    }
+/// blocked around it, and a signal that our write raised is taken back
+/// before the mask is restored, unless the thread already had that signal
+/// pending (standard signals do not queue: then the program's and ours are
+/// one). A short or failed write is dropped (a log line is not worth
+/// retrying inside someone else's program). `fd` must not block (a regular
+/// file, or a descriptor opened `O_NONBLOCK`, see [`reopen_nonblocking`]).
+/// errno is the caller's to restore.
+pub fn write_quietly(fd: c_int, bytes: &[u8]) {
     let block = WRITE_SIGNALS.iter().fold(0, |set, &s| set | sig_bit(s));
     let mut old: KernelSigset = 0;
     if !sigprocmask(libc::SIG_BLOCK, &raw const block, &raw mut old) {
         return; // cannot make the write silent: skip it
     }
+    // Pending for the process or the thread; only where one of ours is
+    // already pending does it matter which (see `thread_pending`).
     let before = sigpending();
+    let mine_before = if before & block != 0 {
+        thread_pending()
+    } else {
+        0
+    };
     // SAFETY: the pointer and length describe a live slice.
     let rc = unsafe { libc::syscall(libc::SYS_write, fd as c_long, bytes.as_ptr(), bytes.len()) };
     if rc < 0 {
-        let raised = sigpending() & !before;
+        let now = sigpending();
         for sig in WRITE_SIGNALS {
-            if raised & sig_bit(sig) != 0 {
+            let bit = sig_bit(sig);
+            // Our write's signal is thread-directed, and rt_sigtimedwait
+            // takes a thread-directed one before a process-directed one.
+            let ours = now & bit != 0
+                && mine_before & bit == 0
+                && (before & bit == 0 || thread_pending() & bit != 0);
+            if ours {
                 discard_pending(sig);
             }
         }
@@ -679,9 +728,81 @@ pub fn write_quietly(fd: c_int, bytes: &[u8], is_pipe: bool) {
     sigprocmask(libc::SIG_SETMASK, &raw const old, core::ptr::null_mut());
 }
 
-/// Whether a pipe has room for `len` more bytes now (writes of up to
-/// PIPE_BUF bytes are all-or-nothing, so a write that fits never blocks).
-fn pipe_has_room(fd: c_int, len: usize) -> bool {
+/// The signals pending for this thread alone (`SigPnd` of
+/// `/proc/thread-self/status`; `rt_sigpending` also reports the process's).
+/// Read only when one of the write signals is already pending.
+fn thread_pending() -> KernelSigset {
+    let mut buf = [0u8; 4096];
+    let mut path = [0u8; 32];
+    let Ok(status) = read_file(b"/proc/thread-self/status", &mut path, &mut buf) else {
+        return 0;
+    };
+    status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"SigPnd:"))
+        .and_then(|hex| {
+            hex.iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .try_fold(0u64, |n, &b| {
+                    let digit = char::from(b).to_digit(16)?;
+                    n.checked_mul(16)?.checked_add(u64::from(digit))
+                })
+        })
+        .unwrap_or(0)
+}
+
+/// Opens the file `fd` names again, for writing, with `O_NONBLOCK` on the
+/// new open file description only, so that a write to it can never block
+/// (a terminal whose output is stopped or not drained, a pipe whose slots
+/// are full), without touching the program's own description's flags. The
+/// same file, checked by device and inode; `Err(errno)` if it cannot be
+/// opened so (a FIFO without a reader: ENXIO; another user's pipe: EACCES),
+/// `Err(0)` if it is another file now.
+pub fn reopen_nonblocking(fd: c_int, dev: u64, ino: u64) -> Result<c_int, c_int> {
+    let mut name = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    let (head, tail) = name.split_at_mut(prefix.len());
+    head.copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = u32::try_from(fd).map_err(|_| libc::EBADF)?;
+    let mut len = 0usize;
+    for slot in digits.iter_mut() {
+        *slot = b'0'.saturating_add((n % 10) as u8);
+        len = len.saturating_add(1);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (slot, d) in tail.iter_mut().zip(digits.get(..len).unwrap_or(&[]).iter().rev()) {
+        *slot = *d;
+    }
+    // The rest of `name` is zeros: NUL-terminated.
+    let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: `name` is NUL-terminated; flags are plain integers.
+    let new = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD as c_long,
+            name.as_ptr(),
+            flags as c_long,
+        )
+    };
+    let new = c_int::try_from(check(new)?).map_err(|_| libc::EBADF)?;
+    match file_identity(new) {
+        Some((d, i, _)) if d == dev && i == ino => Ok(new),
+        _ => {
+            close_own(new);
+            Err(0)
+        }
+    }
+}
+
+/// Whether a pipe has room for `len` more bytes now (a write of up to
+/// PIPE_BUF bytes that fits does not block). Counts bytes, not the pipe's
+/// slots: the fallback where a pipe cannot be opened again (one made by
+/// another user, after the program changed its uid).
+pub fn pipe_has_room(fd: c_int, len: usize) -> bool {
     // SAFETY: F_GETPIPE_SZ takes no argument.
     let size =
         unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETPIPE_SZ as c_long) };
@@ -699,6 +820,12 @@ fn pipe_has_room(fd: c_int, len: usize) -> bool {
         (Ok(size), Ok(queued)) if rc == 0 => size.saturating_sub(queued) >= len,
         _ => false,
     }
+}
+
+/// The device number of a character device open as `fd`.
+pub fn char_device(fd: c_int) -> Option<u64> {
+    let st = fstat(fd)?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(st.st_rdev)
 }
 
 /// One non-blocking `send()` of a log line to a stream socket (the journal):
@@ -777,8 +904,8 @@ pub enum ProgramAddress {
 }
 
 impl ProgramAddress {
-    /// The IP address and port, if readable and IPv4/IPv6.
-    pub fn read(self) -> Option<SockAddr> {
+    /// The destination, if readable.
+    pub fn read(self) -> Dest {
         match self {
             ProgramAddress::Sockaddr(addr, len) => program_sockaddr(addr, len),
             ProgramAddress::Msghdr(msg) => program_msghdr_name(msg),

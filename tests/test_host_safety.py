@@ -685,7 +685,7 @@ def test_force_mode_option_set_twice_one_line_and_the_programs_value_shown():
     """Force mode, a program that sets TCP_KEEPIDLE to 60 and then 61 before
     connecting: the library's 37 stands, one `force: kept` line names the
     program's first value, and the debug `program-set:` list shows the
-    program's value, not the library's."""
+    program's value (its last, 61), not the library's."""
     with listening() as port:
         r = run([sys.executable, LOG_TRUTH, "set_twice", str(port)],
                 shim_env(log="info", mode="force", **SETTINGS), timeout=15)
@@ -705,4 +705,4 @@ def test_force_mode_option_set_twice_one_line_and_the_programs_value_shown():
     peer = [ln for ln in log_lines(r.stderr) if " peer=" in ln]
     assert len(peer) == 1, r.stderr
     assert claimed(peer[0]) == IN_LINE, peer
-    assert peer[0].endswith(" program-set: TCP_KEEPIDLE=60"), peer
+    assert peer[0].endswith(" program-set: TCP_KEEPIDLE=61"), peer

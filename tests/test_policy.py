@@ -121,9 +121,11 @@ def test_filters_ipv6():
 
 
 def test_filters_ipv4_mapped_destination_matches_as_ipv4():
-    """A dual-stack (IPv6) socket connecting to ::ffff:127.0.0.1, as Java does."""
+    """A dual-stack (IPv6) socket connecting to ::ffff:127.0.0.1, as Java does:
+    matched as IPv4, and IPv4-mapped entries are the IPv4 blocks they map."""
     for include, exclude, applies in (("127.0.0.1", "", True), ("[::/0]", "", False),
-                                      ("", "127.0.0.0/8", False), ("[::ffff:0:0/96]", "", False)):
+                                      ("", "127.0.0.0/8", False), ("[::ffff:0:0/96]", "", True),
+                                      ("", "::ffff:127.0.0.1", False)):
         env = shim_env(include=include, exclude=exclude, log="info", **SETTINGS)
         got, err = both(env, bind="::", dest="::ffff:127.0.0.1")
         # Respect mode: what the program set stands; the rest is the shim's.

@@ -7,6 +7,7 @@ mod check;
 pub mod live;
 mod manpage;
 mod run;
+mod sys;
 mod text;
 
 use std::process::ExitCode;

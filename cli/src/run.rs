@@ -41,6 +41,7 @@ pub fn run(m: &ArgMatches) -> ExitCode {
         "LD_PRELOAD",
         preload_with(&library, std::env::var_os("LD_PRELOAD")),
     );
+    crate::sys::keep_inherited_sigpipe(&mut cmd);
     let err = cmd.exec();
     eprintln!(
         "keepalive-shim: cannot run {}: {err}",

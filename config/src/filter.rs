@@ -275,20 +275,12 @@ fn parse_rule(s: &[u8]) -> Option<Rule> {
             }
             None => (inner_len, rest),
         };
-        let net = Net::V6 {
-            addr: parse_ipv6(addr)?,
-            prefix,
-        };
-        (net, rest)
+        (v6_net(parse_ipv6(addr)?, prefix), rest)
     } else if s.iter().filter(|&&b| b == b':').count() >= 2 {
         // A bare IPv6 address or prefix: its colons leave no room for a
         // port (brackets are needed for one).
         let (addr, prefix) = split_prefix(s, 128)?;
-        let net = Net::V6 {
-            addr: parse_ipv6(addr)?,
-            prefix,
-        };
-        (net, &[][..])
+        (v6_net(parse_ipv6(addr)?, prefix), &[][..])
     } else {
         let end = s.iter().position(|&b| b == b':').unwrap_or(s.len());
         let (block, rest) = s.split_at(end);
@@ -310,6 +302,20 @@ fn parse_rule(s: &[u8]) -> Option<Rule> {
         net: Some(net),
         ports,
     })
+}
+
+/// An IPv6 block; an IPv4-mapped one (`::ffff:10.1.2.3`, `::ffff:0:0/96`)
+/// is the IPv4 block it maps, since mapped destinations are matched as
+/// IPv4 (the form the log prints is then one that matches).
+fn v6_net(addr: [u8; 16], prefix: u8) -> Net {
+    let (head, v4) = addr.split_at(12);
+    match (head, <[u8; 4]>::try_from(v4), prefix.checked_sub(96)) {
+        ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], Ok(v4), Some(v4_prefix)) => Net::V4 {
+            addr: u32::from_be_bytes(v4),
+            prefix: v4_prefix,
+        },
+        _ => Net::V6 { addr, prefix },
+    }
 }
 
 /// `addr[/len]` -> (addr, len), len defaulting to `max`.
@@ -521,6 +527,21 @@ mod tests {
             let (l, bad_entries) = list(bad);
             assert!(l.is_empty() && bad_entries.len() == 1, "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_are_their_ipv4_blocks() {
+        assert!(matches("::ffff:127.0.0.1", "127.0.0.1:80"));
+        assert!(matches("[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]:80"));
+        assert!(matches("::ffff:0:0/96", "10.1.2.3:1"));
+        assert!(matches(
+            "[::ffff:10.0.0.0]/104:5432",
+            "[::ffff:10.9.8.7]:5432"
+        ));
+        assert!(!matches(
+            "[::ffff:10.0.0.0]/104:5432",
+            "[::ffff:11.9.8.7]:5432"
+        ));
     }
 
     #[test]
