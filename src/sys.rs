@@ -774,7 +774,10 @@ pub fn reopen_nonblocking(fd: c_int, dev: u64, ino: u64) -> Result<c_int, c_int>
             break;
         }
     }
-    for (slot, d) in tail.iter_mut().zip(digits.get(..len).unwrap_or(&[]).iter().rev()) {
+    for (slot, d) in tail
+        .iter_mut()
+        .zip(digits.get(..len).unwrap_or(&[]).iter().rev())
+    {
         *slot = *d;
     }
     // The rest of `name` is zeros: NUL-terminated.

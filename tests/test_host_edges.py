@@ -194,3 +194,18 @@ def test_force_mode_shows_the_programs_last_value(listener):
     r = run([sys.executable, "-c", code, str(listener)], shim_env(mode="force", idle=37, log="debug"))
     [line] = [ln for ln in r.stderr.splitlines() if " peer=" in ln]
     assert "TCP_KEEPIDLE=37" in line and line.endswith("program-set: TCP_KEEPIDLE=20"), line
+
+
+def test_a_setting_repeated_in_the_config_file_is_named(tmp_path, listener):
+    """The first line counts, in the library and in check, and the repeat
+    gets a warning instead of silently losing to it."""
+    conf = tmp_path / "ks.conf"
+    conf.write_text("KEEPALIVE_SHIM_IDLE=33\nKEEPALIVE_SHIM_IDLE=44\n")
+    code = ("import socket,sys\ns=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n"
+            "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))")
+    r = run([sys.executable, "-c", code, str(listener)], shim_env(config=conf))
+    assert r.stdout.strip() == "33"
+    warnings = [ln for ln in r.stderr.splitlines() if "KEEPALIVE_SHIM_IDLE" in ln]
+    assert len(warnings) == 1 and "second setting" in warnings[0], r.stderr
+    c = run([str(CLI), "check"], dict(clean_env(), KEEPALIVE_SHIM_CONFIG=str(conf)))
+    assert "33 s" in c.stdout and "second setting" in c.stdout and c.returncode == 1, c.stdout

@@ -130,11 +130,16 @@ impl<'a> FileView<'a> {
                         why: "it has no effect inside the config file",
                     })
                 }
-                Some(i) => {
-                    if let Some(slot @ None) = view.values.get_mut(i) {
-                        *slot = Some((value, number));
-                    }
-                }
+                Some(i) => match view.values.get_mut(i) {
+                    Some(slot @ None) => *slot = Some((value, number)),
+                    // Shell and systemd `EnvironmentFile=` let the last
+                    // one win; here the first does, as with `getenv`: say so.
+                    Some(Some(_)) => report(Diagnostic::Ignored {
+                        name: key,
+                        why: "its second setting in the config file (the first line counts)",
+                    }),
+                    None => {}
+                },
                 None => report(Diagnostic::Unknown { name: key, origin }),
             }
         }

@@ -290,7 +290,7 @@ pub fn status(m: &ArgMatches) -> ExitCode {
     };
     if !unreadable.is_empty() {
         eprintln!(
-            "keepalive-shim: {} process(es) could not be read (pids {}): run as root to see them",
+            "keepalive-shim: {} process(es) could not be read (pids {}): reading another process's sockets needs ptrace permission on it (root with CAP_SYS_PTRACE, or the same user with ptrace allowed)",
             unreadable.len(),
             unreadable
                 .iter()
