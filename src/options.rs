@@ -1,50 +1,7 @@
-//! The socket options the shim manages, and small sets of them.
+//! The socket options the shim manages (defined once, in the config crate,
+//! for the library and the command), and small sets of them.
 
-use core::ffi::c_int;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opt {
-    KeepAlive = 0,
-    Idle = 1,
-    Interval = 2,
-    Count = 3,
-    UserTimeout = 4,
-}
-
-impl Opt {
-    pub const ALL: [Opt; 5] = [
-        Opt::KeepAlive,
-        Opt::Idle,
-        Opt::Interval,
-        Opt::Count,
-        Opt::UserTimeout,
-    ];
-
-    /// `(level, optname)` for `setsockopt`.
-    pub fn sockopt(self) -> (c_int, c_int) {
-        match self {
-            Opt::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
-            Opt::Idle => (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
-            Opt::Interval => (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
-            Opt::Count => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
-            Opt::UserTimeout => (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
-        }
-    }
-
-    pub fn from_sockopt(level: c_int, name: c_int) -> Option<Opt> {
-        Opt::ALL.into_iter().find(|o| o.sockopt() == (level, name))
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Opt::KeepAlive => "SO_KEEPALIVE",
-            Opt::Idle => "TCP_KEEPIDLE",
-            Opt::Interval => "TCP_KEEPINTVL",
-            Opt::Count => "TCP_KEEPCNT",
-            Opt::UserTimeout => "TCP_USER_TIMEOUT",
-        }
-    }
-}
+pub use keepalive_shim_config::Opt;
 
 /// A set of [`Opt`]s, as 5 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -23,6 +23,7 @@ mod net;
 mod parse;
 mod resolve;
 mod settings;
+mod sockopt;
 mod sources;
 mod text;
 mod value;
@@ -39,6 +40,7 @@ pub use settings::{
     markdown_table, put_alias_meaning, setting, setting_by_var, Alias, AliasMeaning, Key, Kind,
     Level, Mode, Setting, UserTimeout, DEFAULT_CONFIG_FILE, SETTINGS, VAR_PREFIX,
 };
+pub use sockopt::Opt;
 pub use sources::{EnvView, FileView};
 pub use text::{put_escaped, put_u64, LineBuf, Sink};
 pub use value::{ProgramList, Value};

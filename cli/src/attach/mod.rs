@@ -106,14 +106,7 @@ pub fn command() -> Command {
 
 /// "Defaults: --idle 60 s, ...", from the settings table.
 fn defaults() -> String {
-    let items: Vec<String> = KEYS
-        .iter()
-        .filter_map(|&k| {
-            let s = setting(k);
-            Some(format!("--{} {}", s.flag?, crate::plain(s.default_doc)))
-        })
-        .collect();
-    format!("Defaults: {}.", items.join(", "))
+    crate::live::flag_defaults(&KEYS)
 }
 
 /// The effective configuration: the flags over the settings table's

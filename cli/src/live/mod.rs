@@ -61,7 +61,13 @@ pub fn plan_args() -> Vec<Arg> {
 
 /// "Defaults: --idle 60 s, ...", from the settings table.
 fn plan_defaults() -> String {
-    let items: Vec<String> = PLAN_KEYS
+    flag_defaults(&PLAN_KEYS)
+}
+
+/// "Defaults: --idle 60 s, ..." for these settings' flags (`apply`'s and
+/// `attach`'s help).
+pub fn flag_defaults(keys: &[Key]) -> String {
+    let items: Vec<String> = keys
         .iter()
         .filter_map(|&k| {
             let s = setting(k);
@@ -172,35 +178,9 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + 
     })
 }
 
-/// One of the five options, as `getsockopt`/`setsockopt` name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opt {
-    KeepAlive,
-    Idle,
-    Interval,
-    Count,
-    UserTimeout,
-}
-
-impl Opt {
-    pub const ALL: [Opt; 5] = [
-        Opt::KeepAlive,
-        Opt::Idle,
-        Opt::Interval,
-        Opt::Count,
-        Opt::UserTimeout,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Opt::KeepAlive => "SO_KEEPALIVE",
-            Opt::Idle => "TCP_KEEPIDLE",
-            Opt::Interval => "TCP_KEEPINTVL",
-            Opt::Count => "TCP_KEEPCNT",
-            Opt::UserTimeout => "TCP_USER_TIMEOUT",
-        }
-    }
-}
+/// One of the five options (the config crate's definition, shared with
+/// the library).
+pub use keepalive_shim_config::Opt;
 
 /// The five values of one socket, as `getsockopt` returns them: SO_KEEPALIVE
 /// 0/1, TCP_KEEPIDLE and TCP_KEEPINTVL in seconds (the namespace's sysctl
