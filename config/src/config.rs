@@ -69,22 +69,43 @@ impl<'a> Config<'a> {
         c
     }
 
-    pub(crate) fn set(&mut self, key: Key, value: Value<'a>) {
-        match (key, value) {
-            (Key::Enabled, Value::Switch(on)) => self.enabled = on,
-            (Key::Idle, Value::Seconds(s)) => self.idle_s = s,
-            (Key::Interval, Value::Seconds(s)) => self.interval_s = s,
-            (Key::Count, Value::Number(n)) => self.count = n,
-            (Key::UserTimeout, Value::UserTimeout(t)) => self.user_timeout = t,
-            (Key::Mode, Value::Mode(m)) => self.mode = m,
-            (Key::Include, Value::Destinations(l)) => self.include = l,
-            (Key::Exclude, Value::Destinations(l)) => self.exclude = l,
-            (Key::Programs, Value::Programs(p)) => self.programs = p,
-            (Key::LogLevel, Value::Level(l)) => self.log_level = l,
-            (Key::LogFile, Value::Path(p)) => self.log_file = Some(p),
-            (Key::ConfigFile, Value::Path(p)) => self.config_file = Some(p),
-            (Key::Library, Value::Path(p)) => self.library = Some(p),
-            _ => {}
+    /// Stores a parsed value; false if its type is not the key's (a table
+    /// row whose `Kind` does not fit: a test checks every row). The match
+    /// is over every key, so a new key that is not stored anywhere fails
+    /// to compile.
+    pub(crate) fn set(&mut self, key: Key, value: Value<'a>) -> bool {
+        match key {
+            Key::Enabled => store(&mut self.enabled, value, |v| match v {
+                Value::Switch(on) => Some(on),
+                _ => None,
+            }),
+            Key::Idle => store(&mut self.idle_s, value, Value::seconds),
+            Key::Interval => store(&mut self.interval_s, value, Value::seconds),
+            Key::Count => store(&mut self.count, value, |v| match v {
+                Value::Number(n) => Some(n),
+                _ => None,
+            }),
+            Key::UserTimeout => store(&mut self.user_timeout, value, |v| match v {
+                Value::UserTimeout(t) => Some(t),
+                _ => None,
+            }),
+            Key::Mode => store(&mut self.mode, value, |v| match v {
+                Value::Mode(m) => Some(m),
+                _ => None,
+            }),
+            Key::Include => store(&mut self.include, value, Value::destinations),
+            Key::Exclude => store(&mut self.exclude, value, Value::destinations),
+            Key::Programs => store(&mut self.programs, value, |v| match v {
+                Value::Programs(p) => Some(p),
+                _ => None,
+            }),
+            Key::LogLevel => store(&mut self.log_level, value, |v| match v {
+                Value::Level(l) => Some(l),
+                _ => None,
+            }),
+            Key::LogFile => store(&mut self.log_file, value, Value::path),
+            Key::ConfigFile => store(&mut self.config_file, value, Value::path),
+            Key::Library => store(&mut self.library, value, Value::path),
         }
     }
 
@@ -176,4 +197,41 @@ impl<'a> Config<'a> {
 
 pub(crate) fn key_index(key: Key) -> usize {
     SETTINGS.iter().position(|s| s.key == key).unwrap_or(0)
+}
+
+/// `*field = get(value)` if the value has the field's type.
+fn store<'a, T>(field: &mut T, value: Value<'a>, get: impl FnOnce(Value<'a>) -> Option<T>) -> bool {
+    match get(value) {
+        Some(v) => {
+            *field = v;
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row's default, and every row's kind, is stored by `set`: a row
+    /// added with a kind its field does not take fails here.
+    #[test]
+    fn every_row_is_stored() {
+        for s in SETTINGS {
+            let sample: &[u8] = match s.kind {
+                crate::settings::Kind::Path => b"/x",
+                _ if !s.default.is_empty() => s.default.as_bytes(),
+                crate::settings::Kind::Destinations => b"10.0.0.0/8",
+                crate::settings::Kind::Programs => b"python3",
+                _ => continue,
+            };
+            let value = Value::parse(s.kind, sample).expect("the sample parses");
+            assert!(
+                Config::defaults().set(s.key, value),
+                "{} is not stored",
+                s.var
+            );
+        }
+    }
 }

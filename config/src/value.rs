@@ -152,6 +152,27 @@ impl<'a> Value<'a> {
         }
     }
 
+    pub(crate) fn seconds(self) -> Option<u32> {
+        match self {
+            Value::Seconds(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn destinations(self) -> Option<crate::filter::RuleList> {
+        match self {
+            Value::Destinations(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn path(self) -> Option<Option<&'a [u8]>> {
+        match self {
+            Value::Path(p) => Some(Some(p)),
+            _ => None,
+        }
+    }
+
     /// [`Value::parse_list`] that rejects a list with any invalid entry.
     pub fn parse(kind: Kind, v: &'a [u8]) -> Option<Value<'a>> {
         let mut any_bad = false;
