@@ -593,5 +593,7 @@ echo "== wrote $ROOT/BENCHMARKS.md"
 
 # Running processes (`status`, `apply`): their own script adds their section.
 if ((QUICK)); then scripts/bench-live.sh --quick; else scripts/bench-live.sh; fi
+# The hooks on calls every program makes (getsockopt, sendto, sendmsg, dlopen).
+if ((QUICK)); then scripts/bench-hooks.sh --quick; else scripts/bench-hooks.sh; fi
 # `attach` (BPF on a cgroup): its own script adds its section too.
 if ((QUICK)); then scripts/bench-attach.sh --quick; else scripts/bench-attach.sh; fi
