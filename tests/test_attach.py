@@ -331,6 +331,30 @@ def test_running_process_existing_and_new_connections_and_after_exit():
             srv.close()
 
 
+def test_startup_step_is_not_the_programs_own_setting():
+    """A listener that exists when attach starts is configured by attach's
+    start-up step (through pidfd_getfd). That is attach's doing, not the
+    program's: the connections it accepts still follow the program's later
+    idle with `auto`, (300 + 4 x 3) s, instead of keeping the start-up value."""
+    require_attach()
+    import socket
+    with Cgroup() as cg:
+        probe = Probe(cg)
+        try:
+            port = probe.ask(op="listen", host="127.0.0.1")["port"]
+            with Attach("--cgroup", cg.rel, *FLAGS, "--user-timeout", "auto") as att:
+                assert "1 existing connection(s) changed" in att.ready, att.ready
+                client = socket.create_connection(("127.0.0.1", port))
+                accepted = probe.ask(op="accept")
+                assert accepted["options"] == dict(SHIM, TCP_USER_TIMEOUT=(17 + 4 * 3) * 1000)
+                got = probe.ask(op="set", id=accepted["id"], opt="TCP_KEEPIDLE", value=300)["options"]
+                assert got == dict(SHIM, TCP_KEEPIDLE=300, TCP_USER_TIMEOUT=(300 + 4 * 3) * 1000), got
+                client.close()
+                att.stop()
+        finally:
+            probe.close()
+
+
 def test_unit_names_its_cgroup(tmp_path):
     """--unit asks systemd for the unit's ControlGroup (here a stand-in
     systemctl on PATH: the test host may have no systemd)."""

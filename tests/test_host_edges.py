@@ -15,7 +15,7 @@ import tty
 
 import pytest
 
-from conftest import CLI, ROOT, clean_env, run, shim_env
+from conftest import CLI, LIB, ROOT, clean_env, run, shim_env
 
 PROGRAMS = ROOT / "tests" / "programs"
 
@@ -209,3 +209,30 @@ def test_a_setting_repeated_in_the_config_file_is_named(tmp_path, listener):
     assert len(warnings) == 1 and "second setting" in warnings[0], r.stderr
     c = run([str(CLI), "check"], dict(clean_env(), KEEPALIVE_SHIM_CONFIG=str(conf)))
     assert "33 s" in c.stdout and "second setting" in c.stdout and c.returncode == 1, c.stdout
+
+
+def test_a_relative_config_path_is_named_not_silently_ignored(tmp_path, listener):
+    (tmp_path / "relative.conf").write_text("KEEPALIVE_SHIM_IDLE=5\n")
+    code = ("import socket,sys\ns=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n"
+            "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))")
+    env = shim_env(config="relative.conf")
+    r = subprocess.run([sys.executable, "-c", code, str(listener)], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "60"  # the file is not read: an absolute path is required
+    assert 'KEEPALIVE_SHIM_CONFIG="relative.conf" is not valid' in r.stderr, r.stderr
+    c = subprocess.run([str(CLI), "check"], env=dict(clean_env(), KEEPALIVE_SHIM_CONFIG="relative.conf"),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert c.returncode == 1 and 'INVALID "relative.conf"' in c.stdout, c.stdout
+
+
+def test_run_preloads_one_copy_of_the_library(tmp_path, listener):
+    """An image's LD_PRELOAD names another copy of the library (say
+    /usr/local/lib/); `run` from a package must not load a second one."""
+    copy = tmp_path / "libkeepalive_shim.so"
+    copy.write_bytes(LIB.read_bytes())
+    code = "import socket,sys\nsocket.create_connection(('127.0.0.1',int(sys.argv[1])))"
+    env = dict(clean_env(), LD_PRELOAD=str(copy), KEEPALIVE_SHIM_LIBRARY=str(LIB))
+    r = run([str(CLI), "run", "--idle", "12", "--log", "info", "--", sys.executable, "-c", code, str(listener)],
+            env)
+    lines = [ln for ln in r.stderr.splitlines() if " peer=" in ln]
+    assert len(lines) == 1 and "TCP_KEEPIDLE=12" in lines[0], r.stderr

@@ -80,7 +80,7 @@ struct config {
 	__u32 log_level;
 	__u32 n_include;
 	__u32 n_exclude;
-	__u32 pad;
+	__u32 self_tgid;	// attach itself: its setsockopt() calls are not the program's
 	struct rule include[MAX_RULES];
 	struct rule exclude[MAX_RULES];
 };
@@ -426,6 +426,10 @@ int keepalive_setsockopt(struct bpf_sockopt *ctx)
 	struct bpf_sock *sk = ctx->sk;
 
 	if (!sk || sk->protocol != IPPROTO_TCP)
+		return 1;
+	// attach's own start-up step (existing connections, through
+	// pidfd_getfd) sets options on the cgroup's sockets: not the program.
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == CONFIG.self_tgid)
 		return 1;
 	if (ctx->level == SOL_SOCKET && ctx->optname == SO_KEEPALIVE)
 		opt = OPT_KEEPALIVE;

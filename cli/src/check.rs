@@ -254,7 +254,7 @@ fn row(c: &Config<'_>, file: &ConfigRow, key: Key) -> (String, String) {
     let mut value = Text::default();
     put_value(&mut value, c, key);
     let value = value.0;
-    if key == Key::ConfigFile {
+    if key == Key::ConfigFile && c.rejected(key).is_none() {
         let source = if file.explicit {
             "KEEPALIVE_SHIM_CONFIG"
         } else {

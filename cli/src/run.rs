@@ -103,11 +103,15 @@ fn find_library() -> Result<PathBuf, String> {
 }
 
 /// `library` first, then the existing entries (ld.so separates them with
-/// colons or spaces), without a second copy of `library`.
+/// colons or spaces), without a second copy of the library: the same file,
+/// or another copy of it (an image's `ENV LD_PRELOAD=/usr/local/lib/...`
+/// while this command comes from the .deb or a wheel), which would hook
+/// every call twice and write every line twice.
 pub fn preload_with(library: &Path, existing: Option<OsString>) -> OsString {
     let ours = library.as_os_str().as_bytes();
     let same_file = |entry: &[u8]| {
         entry == ours
+            || Path::new(OsStr::from_bytes(entry)).file_name() == library.file_name()
             || Path::new(OsStr::from_bytes(entry))
                 .canonicalize()
                 .is_ok_and(|p| library.canonicalize().is_ok_and(|l| l == p))
@@ -145,6 +149,11 @@ mod tests {
         assert_eq!(
             pre(Some("/a.so /opt/ks/libkeepalive_shim.so:/b.so")),
             "/opt/ks/libkeepalive_shim.so:/a.so:/b.so"
+        );
+        // Another copy of the library, under another directory.
+        assert_eq!(
+            pre(Some("/usr/local/lib/libkeepalive_shim.so:/b.so")),
+            "/opt/ks/libkeepalive_shim.so:/b.so"
         );
     }
 }

@@ -30,7 +30,22 @@ pub fn resolve<'a>(
     }
     for (index, s) in SETTINGS.iter().enumerate() {
         if s.key == Key::ConfigFile {
-            continue; // decided by the caller, who read the file
+            // Read by the caller (`EnvView::config_path`), which falls back
+            // to the default file for a value that is not a path: say so.
+            if let Some(value) = env.get(s.key, 0).filter(|_| !secure) {
+                let origin = Origin::Env;
+                if let Parsed::Invalid = parse_reporting(
+                    s,
+                    AliasMeaning::Same,
+                    s.var.as_bytes(),
+                    value,
+                    origin,
+                    report,
+                ) {
+                    reject(&mut c, index, Source::Env(s.var), value);
+                }
+            }
+            continue;
         }
         let names = core::iter::once((s.var, AliasMeaning::Same))
             .chain(s.aliases.iter().map(|a| (a.name, a.meaning)));

@@ -10,6 +10,7 @@ stdin: one JSON command per line; stdout: one JSON answer per command.
   {"op": "listen", "host": H}               -> {"port": P}
   {"op": "accept"}                          -> {"id": N, "options": {...}}
   {"op": "options", "id": N}                -> {"options": {...}}
+  {"op": "set", "id": N, "opt": OPT, "value": V} -> {"options": {...}}
 """
 import json
 import socket
@@ -59,6 +60,9 @@ def main():
             conns.append(c)
             out = {"id": len(conns) - 1, "options": options(c)}
         elif op == "options":
+            out = {"options": options(conns[cmd["id"]])}
+        elif op == "set":
+            conns[cmd["id"]].setsockopt(*OPTS[cmd["opt"]], cmd["value"])
             out = {"options": options(conns[cmd["id"]])}
         else:
             out = {"error": "unknown op %r" % op}

@@ -123,7 +123,13 @@ pub fn config_bytes(config: &Config<'_>) -> Vec<u8> {
         config.log_level as u32,
         config.include.rules().len() as u32,
         config.exclude.rules().len() as u32,
-        0,
+        // `self_tgid`: this process's own setsockopt() calls on the
+        // cgroup's sockets (the start-up step for existing connections)
+        // are not the program's. bpf_get_current_pid_tgid() gives the
+        // initial namespace's pid, which this is when attach runs on the
+        // host (in another pid namespace they differ, and the start-up
+        // step's options would count as the program's own).
+        std::process::id(),
     ] {
         put_u32(&mut out, v);
     }

@@ -50,7 +50,9 @@ const CAP_BPF: u32 = 39;
 
 pub fn command() -> Command {
     // The flags of `apply`, plus --log, from the settings table.
-    let log = crate::setting_arg(setting(Key::LogLevel));
+    // attach sets no variable: the flag mirrors one.
+    let s = setting(Key::LogLevel);
+    let log = crate::setting_arg(s).map(|a| a.help(format!("{} As {}", s.help, s.var)));
     let flags = live::plan_args().into_iter().chain(log);
     Command::new("attach")
         .about(

@@ -380,8 +380,9 @@ pub fn status_command() -> Command {
         .arg(
             Arg::new("pid")
                 .value_name("PID")
-                .num_args(0..)
-                .value_parser(clap::value_parser!(u32).range(1..))
+                .num_args(1..)
+                // pid_t: a larger number names no process.
+                .value_parser(clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))
                 .required_unless_present("all")
                 .help("Processes to show"),
         )
@@ -413,7 +414,8 @@ pub fn apply_command() -> Command {
                 .value_name("PID")
                 .num_args(1..)
                 .required(true)
-                .value_parser(clap::value_parser!(u32).range(1..))
+                // pid_t: a larger number names no process.
+                .value_parser(clap::value_parser!(u32).range(1..=i64::from(i32::MAX)))
                 .help("Processes to change"),
         )
         .args(plan_args())
