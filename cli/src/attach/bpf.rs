@@ -322,7 +322,19 @@ mod tests {
         let words: Vec<u32> = (0..10).map(|i| u32_at(&b, 4 * i)).collect();
         assert_eq!(
             words,
-            [20, 5, 3, UT_FIXED, 7000, 1, Level::Warn as u32, 2, 1, 0]
+            // The last word is `self_tgid`: this process.
+            [
+                20,
+                5,
+                3,
+                UT_FIXED,
+                7000,
+                1,
+                Level::Warn as u32,
+                2,
+                1,
+                std::process::id()
+            ]
         );
         let r0 = &b[HEADER_SIZE..HEADER_SIZE + RULE_SIZE];
         assert_eq!(r0[0], 4);
