@@ -51,10 +51,26 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let to = ProgramAddress::Sockaddr(addr, len);
-    let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { real::connect(fd, addr, len) };
-    shim::after_connect(fd, c, rc == 0, to);
+    connecting(
+        fd,
+        to,
+        || unsafe { real::connect(fd, addr, len) },
+        |rc| rc == 0,
+    )
+}
+
+/// The call that connects, between [`shim::before_connect`] (options in
+/// place before the SYN) and [`shim::after_connect`]; its result unchanged.
+fn connecting<R: Copy>(
+    fd: c_int,
+    to: ProgramAddress,
+    call: impl FnOnce() -> R,
+    ok: impl FnOnce(R) -> bool,
+) -> R {
+    let c = shim::before_connect(fd, to);
+    let rc = call();
+    shim::after_connect(fd, c, ok(rc), to);
     rc
 }
 
@@ -78,11 +94,13 @@ pub unsafe extern "C" fn sendto(
         return unsafe { real::sendto(fd, buf, n, flags, addr, len) };
     }
     let to = ProgramAddress::Sockaddr(addr, len);
-    let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { real::sendto(fd, buf, n, flags, addr, len) };
-    shim::after_connect(fd, c, rc >= 0, to);
-    rc
+    connecting(
+        fd,
+        to,
+        || unsafe { real::sendto(fd, buf, n, flags, addr, len) },
+        |rc| rc >= 0,
+    )
 }
 
 /// `sendmsg(2)`: as `sendto`, the destination being the message's name.
@@ -96,11 +114,13 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         return unsafe { real::sendmsg(fd, msg, flags) };
     }
     let to = ProgramAddress::Msghdr(msg);
-    let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { real::sendmsg(fd, msg, flags) };
-    shim::after_connect(fd, c, rc >= 0, to);
-    rc
+    connecting(
+        fd,
+        to,
+        || unsafe { real::sendmsg(fd, msg, flags) },
+        |rc| rc >= 0,
+    )
 }
 
 /// `sendmmsg(2)`: as `sendmsg`, the destination being the first message's.
@@ -121,11 +141,13 @@ pub unsafe extern "C" fn sendmmsg(
     }
     // The first mmsghdr starts with its msghdr.
     let to = ProgramAddress::Msghdr(msgs.cast_const().cast());
-    let c = shim::before_connect(fd, to);
     // SAFETY: the caller's arguments, passed on unchanged.
-    let rc = unsafe { real::sendmmsg(fd, msgs, count, flags) };
-    shim::after_connect(fd, c, rc >= 0, to);
-    rc
+    connecting(
+        fd,
+        to,
+        || unsafe { real::sendmmsg(fd, msgs, count, flags) },
+        |rc| rc >= 0,
+    )
 }
 
 /// `listen(2)`: a server socket gets the options before it accepts

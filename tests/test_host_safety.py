@@ -88,14 +88,6 @@ def listening():
         s.close()
 
 
-@pytest.fixture
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))  # bound, never listening: connect is refused
-    yield s.getsockname()[1]
-    s.close()
-
-
 def read_until_eof(s, timeout=15):
     s.settimeout(timeout)
     data = b""

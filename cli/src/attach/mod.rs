@@ -26,18 +26,6 @@ use crate::live::{self, ApplyPlan};
 use crate::text::Text;
 use cgroup::Target;
 
-/// The settings `attach` takes as flags: `apply`'s and --log.
-const KEYS: [Key; 8] = [
-    Key::Idle,
-    Key::Interval,
-    Key::Count,
-    Key::UserTimeout,
-    Key::Mode,
-    Key::Include,
-    Key::Exclude,
-    Key::LogLevel,
-];
-
 /// The oldest kernel whose bpf_getsockopt reads the TCP keepalive options
 /// from sock_ops (the 6.0 rework of bpf_{get,set}sockopt); everything else
 /// the programs use (cgroup BPF links, ring buffer, socket storage with
@@ -106,9 +94,14 @@ pub fn command() -> Command {
         ))
 }
 
+/// The settings `attach` takes as flags: `apply`'s, and --log.
+fn keys() -> Vec<Key> {
+    live::PLAN_KEYS.into_iter().chain([Key::LogLevel]).collect()
+}
+
 /// "Defaults: --idle 60 s, ...", from the settings table.
 fn defaults() -> String {
-    crate::live::flag_defaults(&KEYS)
+    crate::live::flag_defaults(&keys())
 }
 
 /// The effective configuration: the flags over the settings table's
@@ -116,9 +109,9 @@ fn defaults() -> String {
 /// `KEEPALIVE_SHIM_*` environment and the config file are not read: what
 /// attach does is what its command line says.
 fn configuration(m: &ArgMatches) -> Config<'_> {
-    let pairs: Vec<(&'static str, &str)> = KEYS
-        .iter()
-        .map(|&k| setting(k).var)
+    let pairs: Vec<(&'static str, &str)> = keys()
+        .into_iter()
+        .map(|k| setting(k).var)
         .filter_map(|var| Some((var, m.try_get_one::<String>(var).ok()??.as_str())))
         .collect();
     // The flags' parser has validated every value already.
